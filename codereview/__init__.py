@@ -1,0 +1,1 @@
+"""The ``codereview`` command line and the settings every part is built from."""

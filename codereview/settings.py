@@ -1,0 +1,159 @@
+"""The one configuration model of the platform.
+
+Built once in ``main()`` (or by a test) and passed down: sinks take their own
+section through ``from_settings``; processors get plain scalars, never this
+object. Every field has a default that works on the embedded stack, and every
+field can be changed by an environment variable: ``CODEREVIEW_`` + section +
+``__`` + field, e.g. ``CODEREVIEW_KAFKA__BOOTSTRAP=broker:9092``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StackSettings(_Section):
+    """Where the embedded stack (``codereview up``) keeps its state and ports.
+
+    ``state_dir`` holds ``stack.json``: the addresses every other command reads
+    when its own URLs are left empty. A fresh data dir per ``up`` keeps
+    committed offsets from earlier runs out (noida-db keeps them even across
+    topic deletion).
+    """
+
+    state_dir: Path = Path(".stack")
+    kafka_port: int = 0  # 0: pick a free port
+    milvus_port: int = 0
+    store_web_port: int = 0
+    start_timeout_s: float = 30.0
+
+
+class KafkaSettings(_Section):
+    """Bootstrap servers; empty means the embedded broker from ``stack.json``."""
+
+    bootstrap: str = ""
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: SecretStr = SecretStr("")
+    topic_prefix: str = ""
+
+
+class SchemaRegistrySettings(_Section):
+    """A Confluent-compatible registry URL, or a local file-backed registry."""
+
+    url: str = ""
+    local_path: Path = Path(".stack/schema-registry.json")
+
+
+class MilvusSettings(_Section):
+    """A Milvus URI; empty means the embedded ``milvus-lite server``."""
+
+    uri: str = ""
+    token: SecretStr = SecretStr("")
+    collection: str = "code_chunks"
+
+
+class ClickHouseSettings(_Section):
+    """Either a ClickHouse server URL (http://...) or a chdb directory.
+
+    chdb allows ONE process per directory, so with chdb only the store worker
+    opens it and everyone else routes queries through that worker's web view.
+    """
+
+    url: str = ""
+    chdb_path: Path = Path(".stack/chdb")
+    database: str = "codereview"
+    batch_size: int = 500
+    flush_interval_s: float = 1.0
+
+
+class EmbeddingSettings(_Section):
+    """The local MiniLM model (int8 ONNX) or an OpenAI-compatible endpoint."""
+
+    provider: str = "minilm-onnx"
+    base_url: str = ""
+    model: str = "all-MiniLM-L6-v2"
+    dim: int = 384
+    batch_size: int = 32
+    max_tokens: int = 256
+    cache_size: int = 50_000
+    threads: int = 1
+
+
+class LlmSettings(_Section):
+    """Deep analysis. ``provider`` empty means: skip deep analysis (logged once)."""
+
+    provider: str = ""  # "", "openai", "anthropic", "openai-compatible"
+    base_url: str = ""
+    api_key: SecretStr = SecretStr("")
+    model: str = ""
+    timeout_s: float = 30.0
+    max_retries: int = 2
+    max_output_tokens: int = 1024
+    escalate_risk: float = 0.5
+
+
+class SourceSettings(_Section):
+    """SCM webhooks and REST APIs for the default tenant."""
+
+    tenant: str = "default"
+    github_webhook_secret: SecretStr = SecretStr("dev-secret")
+    github_api_url: str = "https://api.github.com"
+    github_token: SecretStr = SecretStr("")
+    fetch_timeout_s: float = 10.0
+
+
+class WorkerSettings(_Section):
+    """Faust worker process knobs."""
+
+    app_id: str = "codereview"
+    web_port: int = 6066
+    web_host: str = "127.0.0.1"
+    data_dir: Path = Path(".stack/faust")
+    log_level: str = "info"
+
+
+class Settings(BaseSettings):
+    """All configuration, one frozen object."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CODEREVIEW_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    stack: StackSettings = Field(default_factory=StackSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
+    milvus: MilvusSettings = Field(default_factory=MilvusSettings)
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    source: SourceSettings = Field(default_factory=SourceSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that rebuilds ``settings`` in a child process.
+
+    ``codereview up`` starts workers as processes; handing them this
+    environment guarantees they run with exactly the parent's configuration.
+    """
+    env: dict[str, str] = {}
+    for section_name in Settings.model_fields:
+        section = getattr(settings, section_name)
+        for field_name in type(section).model_fields:
+            value = getattr(section, field_name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"CODEREVIEW_{section_name.upper()}__{field_name.upper()}"] = str(value)
+    return env

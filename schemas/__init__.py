@@ -1,0 +1,1 @@
+"""Wire formats: Avro schemas (``avro/*.avsc``), typed records, codec and registry."""

@@ -1,0 +1,65 @@
+"""Records to Kafka from outside a Faust worker (replay, CLI feedback, tests).
+
+An idempotent confluent-kafka producer with ``acks=all``: ``flush()`` returns
+only when every record is acknowledged, and a delivery failure raises
+instead of being logged and forgotten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from schemas.codec import AvroCodec
+from schemas.errors import SinkWriteError
+from schemas.records import Record
+
+
+class KafkaRecordSink:
+    """Encode records with the Avro codec and produce them, keyed."""
+
+    def __init__(self, config: dict[str, Any], codec: AvroCodec) -> None:
+        self._producer = Producer(
+            {**config, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
+        )
+        self._codec = codec
+        self._errors: list[str] = []
+        self._closed = False
+
+    def send(self, topic: str, key: str, record: Record) -> None:
+        self._producer.produce(
+            topic, key=key.encode(), value=self._codec.encode(record), on_delivery=self._delivered
+        )
+        self._producer.poll(0)
+
+    def send_all(self, topic: str, items: Iterable[tuple[str, Record]]) -> int:
+        count = 0
+        for key, record in items:
+            self.send(topic, key, record)
+            count += 1
+        return count
+
+    def send_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Bytes as they are: for tests and tools that need an undecodable record."""
+        self._producer.produce(topic, key=key, value=value, on_delivery=self._delivered)
+        self._producer.poll(0)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        remaining = self._producer.flush(timeout_s)
+        if remaining:
+            raise SinkWriteError(f"{remaining} records not acknowledged in {timeout_s}s",
+                                 retryable=True)
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise SinkWriteError(f"delivery failed: {errors[:3]}", retryable=False)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.flush()
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._errors.append(f"{msg.topic()}: {err}")

@@ -1,0 +1,150 @@
+"""Builds the Faust app for one worker role, from settings, in one place.
+
+Two roles, two consumer groups:
+- ``pipeline`` (run as many as you like): webhook ingest, normalize, chunk,
+  embed, triage, deep analysis, learning.
+- ``store`` (exactly one with chdb): topics into ClickHouse, and the query
+  view. chdb allows one process per directory, hence a role of its own.
+
+Every client is built here and closed by the app's shutdown hook, so the
+lifecycle of each sink has one owner (imitating Quix Streams' Application).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from codereview.settings import Settings
+from processors.analyzers import build_analyzers
+from processors.embedding import EmbeddingCache, build_embedder
+from providers import build_provider
+from schemas.codec import AvroCodec
+from schemas.registry import ConfluentSchemaRegistry, LocalSchemaRegistry, SchemaRegistry
+from sinks.clickhouse import ClickHouseSink
+from sinks.milvus import MilvusSink
+from sources.github_api import GitHubApi
+from streams.channels import declare_channels
+from streams.emitter import Emitter
+from streams.pipeline import PipelineDeps, register_pipeline_agents
+from streams.store import StoreDeps, register_store_agents
+from streams.topics import PARTITIONS
+from streams.web import register_ingest_views, register_query_view
+
+log = logging.getLogger(__name__)
+
+ROLES = ("pipeline", "store")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Resolved addresses (configured URLs, or the embedded stack's)."""
+
+    kafka_bootstrap: str
+    milvus_uri: str
+
+
+def build_registry(settings: Settings) -> SchemaRegistry:
+    if settings.schema_registry.url:
+        return ConfluentSchemaRegistry(settings.schema_registry.url)
+    return LocalSchemaRegistry(settings.schema_registry.local_path)
+
+
+def app_id_for(settings: Settings, role: str) -> str:
+    return settings.worker.app_id if role == "pipeline" else f"{settings.worker.app_id}-{role}"
+
+
+def create_app(settings: Settings, role: str, endpoints: Endpoints, *, web_port: int) -> faust.App:
+    if role not in ROLES:
+        raise ValueError(f"unknown worker role {role!r}; expected one of {ROLES}")
+    app_id = app_id_for(settings, role)
+    datadir = settings.worker.data_dir / f"{app_id}-{socket.gethostname()}-{web_port}"
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        app_id,
+        broker=f"kafka://{endpoints.kafka_bootstrap}",
+        broker_credentials=_credentials(settings),
+        store="memory://",  # tables recover from their changelog topics
+        topic_partitions=PARTITIONS,
+        topic_allow_declare=False,  # `codereview up` created every topic with fixed counts
+        topic_disable_leader=True,
+        broker_session_timeout=6.0,
+        producer_acks=-1,
+        web_host=settings.worker.web_host,
+        web_port=web_port,
+        web_in_thread=False,
+        datadir=str(datadir),
+        autodiscover=False,
+        consumer_auto_offset_reset="earliest",
+    )
+    channels = declare_channels(app, settings.kafka.topic_prefix)
+    emitter = Emitter(AvroCodec(build_registry(settings)), channels)
+    closers: list[Any] = []
+
+    if role == "pipeline":
+        emb = settings.embedding
+        embedder = build_embedder(emb.provider, model=emb.model, base_url=emb.base_url,
+                                  api_key="", max_tokens=emb.max_tokens,
+                                  batch_size=emb.batch_size, threads=emb.threads)
+        milvus = MilvusSink.from_settings(settings.milvus, uri=endpoints.milvus_uri, dim=emb.dim)
+        llm = settings.llm
+        provider = build_provider(llm.provider, base_url=llm.base_url,
+                                  api_key=llm.api_key.get_secret_value(), model=llm.model,
+                                  timeout_s=llm.timeout_s, max_retries=llm.max_retries)
+        github = GitHubApi(settings.source.github_api_url,
+                           settings.source.github_token.get_secret_value(),
+                           timeout_s=settings.source.fetch_timeout_s)
+        deps = PipelineDeps(
+            emitter=emitter, github=github, milvus=milvus, embedder=embedder,
+            embed_cache=EmbeddingCache(emb.cache_size),
+            analyzers=build_analyzers(["ruff", "detect-secrets"]), provider=provider,
+            escalate_risk=llm.escalate_risk, max_output_tokens=llm.max_output_tokens,
+        )
+        register_pipeline_agents(app, channels, deps)
+        register_ingest_views(app, channels, emitter, tenant=settings.source.tenant,
+                              github_secret=settings.source.github_webhook_secret
+                              .get_secret_value().encode())
+        closers += [milvus.close, github.close]
+
+        @app.on_worker_init.connect
+        def start_sinks(app: faust.App, **_: Any) -> None:
+            milvus.start()
+    else:
+        clickhouse = ClickHouseSink.from_settings(settings.clickhouse)
+        store = StoreDeps(emitter=emitter, clickhouse=clickhouse,
+                          batch_size=settings.clickhouse.batch_size,
+                          flush_interval_s=settings.clickhouse.flush_interval_s)
+        register_store_agents(app, channels, store)
+        register_query_view(app, store)
+        closers.append(lambda: store.executor.submit(clickhouse.close).result())
+
+        @app.on_worker_init.connect
+        def start_store(app: faust.App, **_: Any) -> None:
+            store.executor.submit(clickhouse.start).result()
+
+    @app.on_before_shutdown.connect
+    async def close_sinks(app: faust.App, **_: Any) -> None:
+        for close in closers:
+            try:
+                result = close()
+                if hasattr(result, "__await__"):
+                    await result
+            except Exception:  # shutdown must reach every sink
+                log.exception("closing a sink failed")
+
+    return app
+
+
+def _credentials(settings: Settings) -> Any:
+    k = settings.kafka
+    if not k.sasl_mechanism:
+        return None
+    return faust.SASLCredentials(
+        username=k.sasl_username,
+        password=k.sasl_password.get_secret_value(),
+        mechanism=k.sasl_mechanism,
+    )

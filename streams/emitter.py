@@ -1,0 +1,150 @@
+"""Everything an agent writes to Kafka goes through here.
+
+Sends are awaited until the broker acknowledges them (``acks=all`` in the
+app config), so an agent only moves on — and Faust only commits the input
+offset — after its output is durable: at-least-once end to end. Duplicates
+that this allows are harmless because every effect downstream is keyed by a
+deterministic id (fingerprint, chunk id, event id).
+
+The dead-letter router is the one place allowed to catch broadly: whatever
+went wrong, the original bytes and the reason end up on ``pipeline.dlq`` and
+the stream keeps going.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+
+from schemas.codec import AvroCodec
+from schemas.errors import SinkWriteError
+from schemas.records import DeadLetter, MetricEvent, Record
+from streams.channels import Channels
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Emitter:
+    """Encodes records and sends them to their topics, awaiting the ack."""
+
+    def __init__(self, codec: AvroCodec, channels: Channels) -> None:
+        self.codec = codec
+        self.channels = channels
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    async def send(self, channel: faust.TopicT, key: str, record: Record) -> None:
+        fut = await channel.send(key=key.encode(), value=self.codec.encode(record))
+        await fut
+
+    async def metric(
+        self,
+        stage: str,
+        *,
+        event_id: str,
+        tenant: str,
+        repo: str,
+        pr_number: int,
+        started: float,
+        received_at_ms: int,
+        items: int = 0,
+        ok: bool = True,
+        attrs: dict[str, str] | None = None,
+    ) -> None:
+        """One MetricEvent for a stage; ``started`` is a ``time.perf_counter()``."""
+        end_ms = now_ms()
+        record = MetricEvent(
+            stage=stage,
+            event_id=event_id,
+            tenant=tenant,
+            repo=repo,
+            pr_number=pr_number,
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+            since_received_ms=float(end_ms - received_at_ms),
+            at_ms=end_ms,
+            items=items,
+            ok=ok,
+            worker=self.worker,
+            attrs=attrs or {},
+        )
+        await self.send(self.channels.metrics, stage, record)
+
+    async def dead_letter(
+        self, stage: str, exc: BaseException, event: faust.EventT | None, attempt: int = 1
+    ) -> None:
+        message = event.message if event is not None else None
+        headers = {k: _text(v) for k, v in (message.headers or [])} if message else {}
+        headers["error_class"] = type(exc).__name__
+        record = DeadLetter(
+            stage=stage,
+            error_class=type(exc).__name__,
+            error=str(exc) or repr(exc),
+            original_topic=message.topic if message else "",
+            original_partition=message.partition if message else -1,
+            original_offset=message.offset if message else -1,
+            original_key=_bytes(message.key) if message else None,
+            original_value=_bytes(message.value) if message else None,
+            headers=headers,
+            attempt=attempt,
+            at_ms=now_ms(),
+        )
+        log.warning("dead-lettered at %s: %s: %s", stage, record.error_class, record.error)
+        key = record.original_key.decode(errors="replace") if record.original_key else stage
+        await self.send(self.channels.dlq, key, record)
+
+
+async def guarded(
+    emitter: Emitter,
+    stage: str,
+    event: faust.EventT | None,
+    work: Callable[[], Awaitable[Any]],
+) -> bool:
+    """Run ``work`` for one input; route any failure to the dead-letter topic.
+
+    Retryable sink errors are retried with bounded backoff first; everything
+    else is deterministic and goes straight to the DLQ. Returns whether the
+    work succeeded.
+    """
+    import asyncio
+
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            await work()
+            return True
+        except SinkWriteError as exc:
+            if exc.retryable and attempt < MAX_ATTEMPTS:
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            await emitter.dead_letter(stage, exc, event, attempt)
+            return False
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the dead-letter router is the one broad catch
+            log.debug("%s failed: %s", stage, traceback.format_exc())
+            await emitter.dead_letter(stage, exc, event, attempt)
+            return False
+    return False
+
+
+def _bytes(value: Any) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode()
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,68 @@
+"""Every topic of the platform, declared once.
+
+``codereview up`` creates these with exactly these partition counts before any
+worker starts (noida-db, like Kafka with auto-create on, would otherwise make
+one-partition topics and Faust would fail with PartitionsMismatch); the Faust
+app declares its topics from the same list; tests and benchmarks read names
+from here. Keys keep one PR on one partition so its stages stay ordered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PARTITIONS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    key: str
+    value: str
+    partitions: int = PARTITIONS
+    compacted: bool = False
+    retention_ms: int | None = None
+
+
+RAW_WEBHOOKS = TopicSpec("scm.webhooks.raw", "delivery id", "RawWebhook")
+PR_EVENTS = TopicSpec("pr.events", "tenant/repo#pr", "PullRequestEvent")
+PR_CHUNKS = TopicSpec("pr.chunks", "tenant/repo#pr", "CodeChunk")
+PR_TRIAGED = TopicSpec("pr.triaged", "tenant/repo#pr", "TriageResult")
+PR_FINDINGS = TopicSpec("pr.findings", "tenant/repo#pr", "Finding")
+FEEDBACK = TopicSpec("review.feedback", "tenant/repo#pr", "FeedbackEvent")
+METRICS = TopicSpec("pipeline.metrics", "stage", "MetricEvent | LlmUsage")
+DLQ = TopicSpec("pipeline.dlq", "original key", "DeadLetter", partitions=1)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    RAW_WEBHOOKS,
+    PR_EVENTS,
+    PR_CHUNKS,
+    PR_TRIAGED,
+    PR_FINDINGS,
+    FEEDBACK,
+    METRICS,
+    DLQ,
+)
+
+# Faust keeps table changelogs and repartition topics under the app id; they
+# are created up front too, with the same partition count as their source.
+TABLE_NAMES: tuple[str, ...] = ("rule_feedback", "embedded_hashes")
+
+
+def changelog_topics(app_id: str) -> tuple[TopicSpec, ...]:
+    """The changelog topics Faust will use for our tables under ``app_id``."""
+    return tuple(
+        TopicSpec(f"{app_id}-{name}-changelog", "table key", "table value", compacted=True)
+        for name in TABLE_NAMES
+    )
+
+
+def all_topics(app_id: str, prefix: str = "") -> tuple[TopicSpec, ...]:
+    """Every topic to create for a Faust app id, with an optional name prefix."""
+    specs = ALL_TOPICS + changelog_topics(app_id)
+    if not prefix:
+        return specs
+    return tuple(
+        TopicSpec(prefix + s.name, s.key, s.value, s.partitions, s.compacted, s.retention_ms)
+        for s in specs
+    )

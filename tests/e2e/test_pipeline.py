@@ -1,0 +1,201 @@
+"""Signed GitHub webhooks in; findings, ClickHouse rows and Milvus vectors out.
+
+Everything runs as real processes (broker, Milvus, store worker, two pipeline
+workers). The expected findings are computed in this process by the same pure
+processors, so the test checks that the distributed pipeline delivers exactly
+what the processors decide: no finding lost, none doubled.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+from pymilvus import MilvusClient
+
+from codereview.analytics import AnalyticsClient
+from ops.stack import load_stack_info
+from ops.workers import load_workers, store_url
+from processors.analyzers import build_analyzers
+from processors.chunking import chunk_event
+from processors.diff import parse_diff
+from processors.triage import triage_event
+from schemas.records import FileSnapshot, PullRequestEvent
+from sinks.kafka import KafkaRecordSink
+from tests.e2e.conftest import SECRET, AvroTopicReader, Platform
+from tests.fakes.github import GoldenPullRequest, signed_request, webhook_payload
+
+pytestmark = pytest.mark.e2e
+
+FINDINGS, TRIAGED, DLQ = "pr.findings", "pr.triaged", "pipeline.dlq"
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def expected_review(pr: GoldenPullRequest, tenant: str) -> tuple[set[str], set[str]]:
+    """(finding fingerprints, chunk ids) the processors produce for this PR."""
+    changed = {f.path for f in parse_diff(pr.diff) if f.status != "deleted" and not f.is_binary}
+    event = PullRequestEvent(
+        event_id="expected", tenant=tenant, source="github", repo=pr.repo, pr_number=pr.number,
+        action="opened", head_sha=pr.head_sha, diff=pr.diff, received_at_ms=0,
+        files=[FileSnapshot(p, pr.files.get(p)) for p in sorted(changed)],
+    )
+    chunks = chunk_event(event)
+    files = {s.path: s.content for s in event.files if s.content is not None}
+    issues = [i for a in build_analyzers(["ruff", "detect-secrets"]) for i in a.analyze(files)]
+    _, findings = triage_event(event, chunks, issues, now_ms=0)
+    return {f.fingerprint for f in findings}, {c.chunk_id for c in chunks}
+
+
+@pytest.fixture(scope="module")
+def reader(platform: Platform) -> AvroTopicReader:
+    r = AvroTopicReader(platform.bootstrap, platform.settings.schema_registry.local_path,
+                        [FINDINGS, TRIAGED, DLQ])
+    yield r
+    r.close()
+
+
+def test_bad_signature_is_401_and_malformed_body_is_400(platform: Platform) -> None:
+    url = platform.pipeline_urls()[0] + "/webhooks/github"
+    payload = webhook_payload(platform.golden[0], platform.github.url)
+    body, headers = signed_request(payload, b"not-the-secret")
+    assert post(url, body, headers) == 401
+    body, headers = signed_request(payload, SECRET)
+    del headers["X-Hub-Signature-256"]
+    assert post(url, body, headers) == 401
+    body, headers = signed_request(b"{not json", SECRET)
+    assert post(url, body, headers) == 400
+
+
+def test_webhooks_to_findings_clickhouse_and_milvus(platform: Platform, reader: AvroTopicReader) -> None:
+    tenant = platform.settings.source.tenant
+    prs = platform.golden[:10]
+    urls = platform.pipeline_urls()
+    assert len(urls) == 2
+    for i, pr in enumerate(prs):
+        body, headers = signed_request(webhook_payload(pr, platform.github.url), SECRET)
+        assert post(urls[i % 2] + "/webhooks/github", body, headers) == 202
+    # An action we do not review is accepted and produces nothing.
+    closed = webhook_payload(platform.golden[30], platform.github.url, action="closed")
+    assert post(urls[0] + "/webhooks/github", *signed_request(closed, SECRET)) == 202
+
+    wanted = {(pr.repo, pr.number) for pr in prs}
+
+    def triaged(r: AvroTopicReader) -> set[tuple[str, int]]:
+        return {(t["repo"], t["pr_number"]) for t in r.records[TRIAGED]}
+
+    assert reader.poll_until(lambda r: wanted <= triaged(r), timeout_s=180), (
+        f"triaged only {sorted(triaged(reader))}"
+    )
+    assert (platform.golden[30].repo, platform.golden[30].number) not in triaged(reader)
+
+    expected_fps: set[str] = set()
+    expected_chunks: set[str] = set()
+    for pr in prs:
+        fps, chunk_ids = expected_review(pr, tenant)
+        expected_fps |= fps
+        expected_chunks |= chunk_ids
+    assert expected_fps, "the chosen golden PRs should give at least one triage finding"
+
+    def published(r: AvroTopicReader) -> set[str]:
+        return {f["fingerprint"] for f in r.records[FINDINGS] if (f["repo"], f["pr_number"]) in wanted}
+
+    reader.poll_until(lambda r: published(r) >= expected_fps, timeout_s=30)
+    assert published(reader) == expected_fps
+    for finding in reader.records[FINDINGS]:
+        assert finding["severity"] in ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+        assert finding["received_at_ms"] <= finding["_timestamp_ms"]
+
+    # ClickHouse, read back through the store worker while it runs.
+    client = AnalyticsClient(platform.settings, store_url=store_url(platform.settings))
+    fp_list = ", ".join(f"'{fp}'" for fp in sorted(expected_fps))
+
+    def stored() -> int:
+        sql = f"SELECT count() FROM {{db}}.findings FINAL WHERE fingerprint IN ({fp_list})"
+        return int(client.sql(sql).rows[0][0])
+
+    from ops.workers import wait_until
+
+    assert wait_until(lambda: stored() == len(expected_fps), 30), stored()
+    stages = {r["stage"] for r in client.named("stage_latency").as_dicts()}
+    assert {"normalize", "chunk", "triage", "embed"} <= stages
+    prs_stored = client.sql("SELECT uniqExact(pr_number) FROM {db}.pr_events "
+                            f"WHERE repo IN ({', '.join(repr(p.repo) for p in prs)})").rows[0][0]
+    assert int(prs_stored) >= len({p.number for p in prs})
+
+    # Milvus: every chunk of these PRs has exactly one vector.
+    info = load_stack_info(platform.state_dir.resolve())
+    assert info is not None
+    milvus = MilvusClient(info.milvus_uri)
+    ids = sorted(expected_chunks)
+
+    def vectors() -> int:
+        rows = milvus.get(platform.settings.milvus.collection, ids=ids, output_fields=["chunk_id"])
+        return len(rows)
+
+    assert wait_until(lambda: vectors() == len(ids), 120), f"{vectors()} of {len(ids)} vectors"
+
+
+def test_undecodable_record_goes_to_dlq_and_workers_keep_going(
+    platform: Platform, reader: AvroTopicReader
+) -> None:
+    from ops.stack import kafka_client_config
+    from schemas.codec import AvroCodec
+    from streams.app import build_registry
+
+    garbage = b"\x07this is not avro " + uuid.uuid4().hex.encode()
+    sink = KafkaRecordSink(kafka_client_config(platform.settings.kafka, platform.bootstrap),
+                           AvroCodec(build_registry(platform.settings)))
+    sink.send_raw("pr.events", b"tenant/garbage#1", garbage)
+    sink.flush()
+
+    def dead(r: AvroTopicReader) -> list[dict]:
+        return [d for d in r.records[DLQ] if d["original_value"] == garbage]
+
+    assert reader.poll_until(lambda r: len(dead(r)) >= 2, timeout_s=60)  # chunk and triage
+    letters = dead(reader)
+    assert {d["stage"] for d in letters} >= {"chunk", "triage"}
+    for letter in letters:
+        assert letter["error_class"] == "DecodeError"
+        assert "magic byte" in letter["error"]
+        assert letter["original_topic"] == "pr.events"
+        assert letter["original_key"] == b"tenant/garbage#1"
+
+    # The workers are still up and still review.
+    for worker in load_workers(platform.state_dir):
+        assert worker.process().alive(), worker.name
+    pr = platform.golden[12]
+    body, headers = signed_request(webhook_payload(pr, platform.github.url), SECRET)
+    assert post(platform.pipeline_urls()[1] + "/webhooks/github", body, headers) == 202
+    assert reader.poll_until(
+        lambda r: any(t["pr_number"] == pr.number and t["repo"] == pr.repo
+                      for t in r.records[TRIAGED]), timeout_s=60)
+
+
+def test_feedback_reaches_the_learning_table_and_clickhouse(platform: Platform) -> None:
+    client = AnalyticsClient(platform.settings, store_url=store_url(platform.settings))
+    body = json.dumps({"fingerprint": "fp-e2e", "repo": "o/r", "pr_number": 1,
+                       "rule_id": "ruff:F821", "verdict": "rejected", "actor": "e2e"}).encode()
+    url = platform.pipeline_urls()[0] + "/v1/feedback"
+    assert post(url, body, {"Content-Type": "application/json"}) == 202
+    assert post(url, b"{}", {"Content-Type": "application/json"}) == 400
+
+    from ops.workers import wait_until
+
+    def learned() -> list[dict]:
+        return client.sql("SELECT attrs FROM {db}.stage_metrics FINAL "
+                          "WHERE stage = 'learn' AND repo = 'o/r'").as_dicts()
+
+    assert wait_until(lambda: len(learned()) >= 1, 60)
+    assert wait_until(lambda: int(client.sql(
+        "SELECT count() FROM {db}.feedback FINAL WHERE fingerprint = 'fp-e2e'").rows[0][0]) == 1, 30)

@@ -1,0 +1,181 @@
+"""A local GitHub for end-to-end tests and benchmarks.
+
+Two halves: ``GoldenPullRequest``s built from the golden cases (read by path
+from ../shared/golden, never copied), turned into signed ``pull_request``
+webhooks shaped like GitHub's documented payload; and ``FakeGitHubApi``, a
+real HTTP server on 127.0.0.1 that answers the two REST calls the normalizer
+makes (the PR diff, and file contents at a ref) in GitHub's documented shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+GOLDEN = Path(__file__).resolve().parents[2] / ".." / "shared" / "golden" / "bugsinpy.jsonl"
+
+
+@dataclass(frozen=True)
+class GoldenPullRequest:
+    case_id: str
+    repo: str
+    number: int
+    head_sha: str
+    base_sha: str
+    diff: str
+    files: dict[str, str]
+    expected: list[dict]
+
+
+def load_golden(limit: int | None = None, path: Path = GOLDEN) -> list[GoldenPullRequest]:
+    prs: list[GoldenPullRequest] = []
+    with path.open() as fh:
+        for i, line in enumerate(fh):
+            if limit is not None and i >= limit:
+                break
+            case = json.loads(line)
+            prs.append(
+                GoldenPullRequest(
+                    case_id=case["id"],
+                    repo=case["repo"],
+                    number=i + 1,
+                    head_sha=case["head_commit"],
+                    base_sha=case["base_commit"],
+                    diff=case["diff"],
+                    files=case["files_after"],
+                    expected=case["expected"],
+                )
+            )
+    return prs
+
+
+def cycle_golden(count: int, path: Path = GOLDEN) -> Iterator[GoldenPullRequest]:
+    """``count`` PRs: the golden cases in order, renumbered if more are needed than exist."""
+    base = load_golden(path=path)
+    for i in range(count):
+        pr = base[i % len(base)]
+        if i >= len(base):
+            pr = GoldenPullRequest(
+                pr.case_id,
+                pr.repo,
+                i + 1,
+                f"{pr.head_sha}-{i}",
+                pr.base_sha,
+                pr.diff,
+                pr.files,
+                pr.expected,
+            )
+        yield pr
+
+
+def webhook_payload(pr: GoldenPullRequest, api_url: str, action: str = "opened") -> dict:
+    """A ``pull_request`` event body with the fields GitHub documents (trimmed)."""
+    return {
+        "action": action,
+        "number": pr.number,
+        "pull_request": {
+            "url": f"{api_url}/repos/{pr.repo}/pulls/{pr.number}",
+            "number": pr.number,
+            "state": "open",
+            "title": f"golden case {pr.case_id}",
+            "user": {"login": "golden-bot"},
+            "head": {"sha": pr.head_sha, "ref": "bug"},
+            "base": {"sha": pr.base_sha, "ref": "main"},
+        },
+        "repository": {"full_name": pr.repo, "name": pr.repo.split("/")[-1]},
+        "sender": {"login": "golden-bot"},
+    }
+
+
+def signed_request(
+    payload: dict | bytes, secret: bytes, event: str = "pull_request", delivery: str | None = None
+) -> tuple[bytes, dict[str, str]]:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    signature = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": signature,
+    }
+    return body, headers
+
+
+@dataclass
+class FakeGitHubApi:
+    """GitHub's REST API for the PRs it was given, on a free port, in a thread."""
+
+    prs: dict[tuple[str, int], GoldenPullRequest] = field(default_factory=dict)
+    requests: int = 0
+    port: int = 0
+
+    def add(self, pr: GoldenPullRequest) -> None:
+        self.prs[(pr.repo, pr.number)] = pr
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> FakeGitHubApi:
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("fake GitHub API did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def _serve(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._main(ready))
+
+    async def _main(self, ready: threading.Event) -> None:
+        self._stop = asyncio.Event()
+        app = web.Application()
+        app.router.add_get("/repos/{owner}/{name}/pulls/{number}", self._pull)
+        app.router.add_get("/repos/{owner}/{name}/contents/{path:.+}", self._contents)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = runner.addresses[0][1]
+        ready.set()
+        await self._stop.wait()
+        await runner.cleanup()
+
+    def _find(self, request: web.Request) -> GoldenPullRequest | None:
+        self.requests += 1
+        repo = f"{request.match_info['owner']}/{request.match_info['name']}"
+        number = int(request.match_info.get("number", 0) or 0)
+        if number:
+            return self.prs.get((repo, number))
+        ref = request.query.get("ref", "")
+        return next((p for p in self.prs.values() if p.repo == repo and p.head_sha == ref), None)
+
+    async def _pull(self, request: web.Request) -> web.Response:
+        pr = self._find(request)
+        if pr is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        if "diff" not in request.headers.get("Accept", ""):
+            return web.json_response({"number": pr.number, "head": {"sha": pr.head_sha}})
+        return web.Response(text=pr.diff, content_type="text/x-diff")
+
+    async def _contents(self, request: web.Request) -> web.Response:
+        pr = self._find(request)
+        path = request.match_info["path"]
+        if pr is None or path not in pr.files:
+            return web.json_response({"message": "Not Found"}, status=404)
+        return web.Response(body=pr.files[path].encode(), content_type="application/vnd.github.raw")
