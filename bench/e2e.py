@@ -38,6 +38,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from codereview.analytics import AnalyticsClient  # noqa: E402
 from codereview.settings import (  # noqa: E402
     ClickHouseSettings,
     SchemaRegistrySettings,
@@ -47,13 +48,13 @@ from codereview.settings import (  # noqa: E402
     WorkerSettings,
 )
 from ops.stack import create_topics, load_stack_info  # noqa: E402
-from ops.workers import load_workers, start_platform, stop_platform  # noqa: E402
+from ops.workers import load_workers, start_platform, stop_platform, store_url, wait_until  # noqa: E402
 from processors.chunking import chunk_event  # noqa: E402
 from processors.diff import parse_diff  # noqa: E402
-from processors.embedding import build_embedder  # noqa: E402
 from schemas.records import FileSnapshot, PullRequestEvent  # noqa: E402
-from streams.topics import TopicSpec  # noqa: E402
-from tests.e2e.conftest import AvroTopicReader  # noqa: E402
+from streams.app import embedder_from_settings  # noqa: E402
+from streams.topics import PARTITIONS, TopicSpec  # noqa: E402
+from tests.e2e.conftest import AvroTopicReader, end_offsets  # noqa: E402
 from tests.fakes.github import FakeGitHubApi, cycle_golden, signed_request, webhook_payload  # noqa: E402
 
 SECRET = b"bench-secret"
@@ -77,8 +78,9 @@ def main() -> None:
             schema_registry=SchemaRegistrySettings(local_path=root / "registry.json"),
             clickhouse=ClickHouseSettings(chdb_path=root / "chdb"),
             source=SourceSettings(github_api_url=github.url, github_webhook_secret=SECRET.decode()),
-            worker=WorkerSettings(app_id=f"bench-{uuid.uuid4().hex[:6]}", data_dir=root / "faust",
-                                  log_level="warning"),
+            worker=WorkerSettings(
+                app_id=f"bench-{uuid.uuid4().hex[:6]}", data_dir=root / "faust", log_level="warning"
+            ),
         )
         start_platform(settings, workers=2)
         try:
@@ -91,13 +93,15 @@ def main() -> None:
 def run(settings: Settings, prs: list, api_url: str, args: argparse.Namespace) -> dict:
     info = load_stack_info(Path(settings.stack.state_dir).resolve())
     assert info is not None
-    urls = [w.url + "/webhooks/github" for w in load_workers(Path(settings.stack.state_dir).resolve())
-            if w.role == "pipeline"]
+    urls = [
+        w.url + "/webhooks/github"
+        for w in load_workers(Path(settings.stack.state_dir).resolve())
+        if w.role == "pipeline"
+    ]
     expected_chunks = sum(len(chunk_event(_event(pr))) for pr in prs)
-    reader = AvroTopicReader(info.kafka_bootstrap, settings.schema_registry.local_path,
-                             ["pr.findings", "pr.triaged", "pipeline.metrics"])
-    sampler = RssSampler(info.pids.values(), [w.pid for w in load_workers(
-        Path(settings.stack.state_dir).resolve())])
+    sampler = RssSampler(
+        info.pids.values(), [w.pid for w in load_workers(Path(settings.stack.state_dir).resolve())]
+    )
     sampler.start()
 
     bodies = [signed_request(webhook_payload(pr, api_url), SECRET) for pr in prs]
@@ -113,33 +117,55 @@ def run(settings: Settings, prs: list, api_url: str, args: argparse.Namespace) -
         statuses = [f.result() for f in futures]
     posted_s = time.monotonic() - started
 
-    wanted = {(pr.repo, pr.number) for pr in prs}
+    # Progress is watched through end offsets and the store worker, not a live
+    # consumer: librdkafka spins on empty fetches against noida-db and would
+    # steal a core from the system under test. Results are read once, at the end.
+    client = AnalyticsClient(settings, store_url=store_url(settings))
+    embed_sql = "SELECT sum(items) FROM {db}.stage_metrics FINAL WHERE stage = 'embed'"
 
-    def done(r: AvroTopicReader) -> bool:
-        triaged = {(t["repo"], t["pr_number"]) for t in r.records["pr.triaged"]}
-        embedded = sum(m["items"] for m in r.records["pipeline.metrics"] if m.get("stage") == "embed")
-        return wanted <= triaged and embedded >= expected_chunks
+    def done() -> bool:
+        triaged = end_offsets(info.kafka_bootstrap, "pr.triaged", PARTITIONS)
+        return triaged >= len(prs) and int(client.sql(embed_sql).rows[0][0] or 0) >= expected_chunks
 
-    finished = reader.poll_until(done, args.timeout)
+    finished = wait_until(done, args.timeout, interval_s=1.0)
     wall_s = time.monotonic() - started
     sampler.stop()
+    reader = AvroTopicReader(
+        info.kafka_bootstrap,
+        settings.schema_registry.local_path,
+        ["pr.findings", "pr.triaged", "pipeline.metrics"],
+    )
+    totals = {
+        t: end_offsets(info.kafka_bootstrap, t, PARTITIONS)
+        for t in ("pr.findings", "pr.triaged", "pipeline.metrics")
+    }
+    reader.poll_until(lambda r: all(len(r.raw[t]) >= n for t, n in totals.items()), 120)
     reader.close()
 
     finding_lat = [f["_timestamp_ms"] - f["received_at_ms"] for f in reader.records["pr.findings"]]
     review_lat = [t["_timestamp_ms"] - t["received_at_ms"] for t in reader.records["pr.triaged"]]
-    embedded = sum(m["items"] for m in reader.records["pipeline.metrics"] if m.get("stage") == "embed")
+    embedded = sum(
+        m["items"] for m in reader.records["pipeline.metrics"] if m.get("stage") == "embed"
+    )
     prs_per_s = len(prs) / wall_s
     relay = relay_rate(info.kafka_bootstrap, [b for b, _ in bodies])
     raw_embed = raw_embed_rate(settings, prs[:40])
     return {
-        "bench": "e2e", "prs": len(prs), "finished": finished,
-        "accepted": sum(1 for s in statuses if s == 202), "offered_per_s": args.rate,
-        "post_s": round(posted_s, 2), "wall_s": round(wall_s, 2),
+        "bench": "e2e",
+        "prs": len(prs),
+        "finished": finished,
+        "accepted": sum(1 for s in statuses if s == 202),
+        "offered_per_s": args.rate,
+        "post_s": round(posted_s, 2),
+        "wall_s": round(wall_s, 2),
         "prs_per_s": round(prs_per_s, 2),
         "findings": len(finding_lat),
-        "p50_ms": _pct(finding_lat, 50), "p95_ms": _pct(finding_lat, 95),
-        "review_p50_ms": _pct(review_lat, 50), "review_p95_ms": _pct(review_lat, 95),
-        "chunks": expected_chunks, "embedded": embedded,
+        "p50_ms": _pct(finding_lat, 50),
+        "p95_ms": _pct(finding_lat, 95),
+        "review_p50_ms": _pct(review_lat, 50),
+        "review_p95_ms": _pct(review_lat, 95),
+        "chunks": expected_chunks,
+        "embedded": embedded,
         "embed_chunks_per_s": round(embedded / wall_s, 1),
         "embed_raw_chunks_per_s": raw_embed,
         "peak_rss_mb": round(sampler.peak_mb, 1),
@@ -150,10 +176,18 @@ def run(settings: Settings, prs: list, api_url: str, args: argparse.Namespace) -
 
 def _event(pr) -> PullRequestEvent:  # type: ignore[no-untyped-def]
     changed = {f.path for f in parse_diff(pr.diff) if f.status != "deleted" and not f.is_binary}
-    return PullRequestEvent(event_id="bench", tenant="default", source="github", repo=pr.repo,
-                            pr_number=pr.number, action="opened", head_sha=pr.head_sha,
-                            diff=pr.diff, received_at_ms=0,
-                            files=[FileSnapshot(p, pr.files.get(p)) for p in sorted(changed)])
+    return PullRequestEvent(
+        event_id="bench",
+        tenant="default",
+        source="github",
+        repo=pr.repo,
+        pr_number=pr.number,
+        action="opened",
+        head_sha=pr.head_sha,
+        diff=pr.diff,
+        received_at_ms=0,
+        files=[FileSnapshot(p, pr.files.get(p)) for p in sorted(changed)],
+    )
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
@@ -180,8 +214,14 @@ def relay_rate(bootstrap: str, values: list[bytes]) -> float:
     for i, value in enumerate(values):
         producer.produce(src, key=str(i).encode(), value=value)
     producer.flush()
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"relay-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"relay-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([src])
     relayed, started = 0, None
     deadline = time.monotonic() + 60
@@ -200,10 +240,7 @@ def relay_rate(bootstrap: str, values: list[bytes]) -> float:
 
 
 def raw_embed_rate(settings: Settings, prs: list) -> float:
-    emb = settings.embedding
-    embedder = build_embedder(emb.provider, model=emb.model, base_url=emb.base_url, api_key="",
-                              max_tokens=emb.max_tokens, batch_size=emb.batch_size,
-                              threads=emb.threads)
+    embedder = embedder_from_settings(settings)
     texts = [c.text for pr in prs for c in chunk_event(_event(pr))]
     embedder.embed(texts[:2])  # load the model outside the timing
     started = time.perf_counter()

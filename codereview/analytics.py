@@ -22,7 +22,7 @@ NAMED_QUERIES: dict[str, str] = {
         SELECT
           (SELECT uniqExact(event_id) FROM {db}.pr_events) AS prs,
           (SELECT sum(items) FROM {db}.stage_metrics FINAL WHERE stage = 'chunk') AS chunks,
-          (SELECT sum(items) FROM {db}.stage_metrics FINAL WHERE stage = 'embed') AS embedded_chunks,
+          (SELECT sum(items) FROM {db}.stage_metrics FINAL WHERE stage='embed') AS embedded,
           (SELECT count() FROM {db}.findings FINAL) AS findings,
           (SELECT count() FROM {db}.feedback FINAL) AS feedback,
           (SELECT count() FROM {db}.dead_letters FINAL) AS dead_letters
@@ -100,7 +100,9 @@ class AnalyticsClient:
 
     def _via_store(self, sql: str) -> QueryResult:
         request = urllib.request.Request(
-            f"{self._store_url}/v1/query", data=sql.encode(), method="POST",
+            f"{self._store_url}/v1/query",
+            data=sql.encode(),
+            method="POST",
             headers={"Content-Type": "text/plain"},
         )
         try:

@@ -85,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     an.set_defaults(run=cmd_analytics)
 
     demo = sub.add_parser("demo", help="run real history through the whole pipeline")
-    demo.add_argument("--path", type=Path, default=None, help="git repo (default: an installed one)")
+    demo.add_argument(
+        "--path", type=Path, default=None, help="git repo (default: an installed one)"
+    )
     demo.add_argument("--range", dest="rev_range", default="")
     demo.add_argument("--commits", type=int, default=30)
     demo.add_argument("--timeout", type=float, default=240.0)
@@ -126,13 +128,16 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     resolved = resolve_endpoints(settings)
     endpoints = Endpoints(kafka_bootstrap=resolved.kafka_bootstrap, milvus_uri=resolved.milvus_uri)
-    app = create_app(settings, args.role, endpoints,
-                     web_port=args.web_port or settings.worker.web_port)
+    app = create_app(
+        settings, args.role, endpoints, web_port=args.web_port or settings.worker.web_port
+    )
     # What `faust worker` does before it runs: fires on_worker_init, where sinks start.
     app.finalize()
     app.worker_init()
     app.worker_init_post_autodiscover()
-    Worker(app, loglevel=settings.worker.log_level.upper(), redirect_stdouts=False).execute_from_commandline()
+    Worker(
+        app, loglevel=settings.worker.log_level.upper(), redirect_stdouts=False
+    ).execute_from_commandline()
     return 0
 
 
@@ -146,14 +151,22 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     total = count_commits(args.path, args.rev_range)
     sink = _record_sink(settings)
     sent = 0
-    events = replay_events(args.path, args.rev_range, tenant=settings.source.tenant,
-                           repo_name=repo_name, now_ms=int(time.time() * 1000))
+    events = replay_events(
+        args.path,
+        args.rev_range,
+        tenant=settings.source.tenant,
+        repo_name=repo_name,
+        now_ms=int(time.time() * 1000),
+    )
     for event in tqdm(events, total=total, desc="replay", unit="PR", disable=args.json):
         sink.send(settings.kafka.topic_prefix + PR_EVENTS.name, event.key, event)
         sent += 1
     sink.close()
-    _print({"events": sent, "repo": repo_name, "range": args.rev_range}, args.json,
-           lambda r: f"replayed {r['events']} commits of {r['repo']} as PR events")
+    _print(
+        {"events": sent, "repo": repo_name, "range": args.rev_range},
+        args.json,
+        lambda r: f"replayed {r['events']} commits of {r['repo']} as PR events",
+    )
     return 0
 
 
@@ -162,9 +175,16 @@ def cmd_feedback(settings: Settings, args: argparse.Namespace) -> int:
     from streams.topics import FEEDBACK
 
     event = FeedbackEvent(
-        event_id=str(uuid.uuid4()), fingerprint=args.fingerprint, tenant=settings.source.tenant,
-        repo=args.repo, pr_number=args.pr, rule_id=args.rule, verdict=args.verdict.upper(),
-        signal="cli", actor=args.actor, at_ms=int(time.time() * 1000),
+        event_id=str(uuid.uuid4()),
+        fingerprint=args.fingerprint,
+        tenant=settings.source.tenant,
+        repo=args.repo,
+        pr_number=args.pr,
+        rule_id=args.rule,
+        verdict=args.verdict.upper(),
+        signal="cli",
+        actor=args.actor,
+        at_ms=int(time.time() * 1000),
     )
     sink = _record_sink(settings)
     sink.send(settings.kafka.topic_prefix + FEEDBACK.name, event.key, event)
@@ -186,8 +206,14 @@ def cmd_analytics(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from ops.demo import run_demo
 
-    return run_demo(settings, path=args.path, rev_range=args.rev_range, commits=args.commits,
-                    timeout_s=args.timeout, as_json=args.json)
+    return run_demo(
+        settings,
+        path=args.path,
+        rev_range=args.rev_range,
+        commits=args.commits,
+        timeout_s=args.timeout,
+        as_json=args.json,
+    )
 
 
 def analytics_client(settings: Settings) -> Any:
@@ -204,8 +230,9 @@ def _record_sink(settings: Settings) -> Any:
     from streams.app import build_registry
 
     bootstrap = resolve_endpoints(settings).kafka_bootstrap
-    return KafkaRecordSink(kafka_client_config(settings.kafka, bootstrap),
-                           AvroCodec(build_registry(settings)))
+    return KafkaRecordSink(
+        kafka_client_config(settings.kafka, bootstrap), AvroCodec(build_registry(settings))
+    )
 
 
 def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

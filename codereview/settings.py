@@ -44,6 +44,8 @@ class KafkaSettings(_Section):
     sasl_username: str = ""
     sasl_password: SecretStr = SecretStr("")
     topic_prefix: str = ""
+    # noida-db answers empty fetches at once; without a pause idle consumers spin.
+    empty_fetch_backoff_ms: int = 25
 
 
 class SchemaRegistrySettings(_Section):
@@ -78,14 +80,18 @@ class ClickHouseSettings(_Section):
 class EmbeddingSettings(_Section):
     """The local MiniLM model (int8 ONNX) or an OpenAI-compatible endpoint."""
 
-    provider: str = "minilm-onnx"
+    provider: str = "minilm-onnx"  # or "openai", "openai-compatible"
     base_url: str = ""
+    api_key: SecretStr = SecretStr("")
     model: str = "all-MiniLM-L6-v2"
     dim: int = 384
     batch_size: int = 32
     max_tokens: int = 256
     cache_size: int = 50_000
     threads: int = 1
+    # Embedding feeds retrieval, not the findings: it runs in a lower-priority
+    # thread so triage (what people wait for) gets the CPU first.
+    nice: int = 10
 
 
 class LlmSettings(_Section):

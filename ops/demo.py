@@ -46,8 +46,9 @@ def run_demo(
         _wait_for_pipeline(client, sent, timeout_s, quiet=as_json)
         feedback = _send_feedback(settings, client)
         if feedback:
-            wait_until(lambda: _scalar(client, "SELECT count() FROM {db}.feedback FINAL") >= feedback,
-                  30.0)
+            wait_until(
+                lambda: _scalar(client, "SELECT count() FROM {db}.feedback FINAL") >= feedback, 30.0
+            )
         summary = _summary(settings, client)
         summary["feedback_sent"] = feedback
         summary["wall_s"] = round(time.monotonic() - started, 1)
@@ -59,8 +60,11 @@ def run_demo(
 
 
 def _last_commits_range(repo: Path, commits: int) -> str:
-    out = subprocess.run(["git", "-C", str(repo), "rev-list", "--first-parent", "HEAD"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["git", "-C", str(repo), "rev-list", "--first-parent", "HEAD"],
+        capture_output=True,
+        text=True,
+    )
     if out.returncode != 0:
         raise StackError(f"{repo} is not a git repository: {out.stderr.strip()}")
     revs = out.stdout.split()
@@ -78,12 +82,18 @@ def _replay(settings: Settings, repo: Path, rev_range: str, *, quiet: bool) -> i
     from streams.topics import PR_EVENTS
 
     bootstrap = resolve_endpoints(settings).kafka_bootstrap
-    sink = KafkaRecordSink(kafka_client_config(settings.kafka, bootstrap),
-                           AvroCodec(build_registry(settings)))
+    sink = KafkaRecordSink(
+        kafka_client_config(settings.kafka, bootstrap), AvroCodec(build_registry(settings))
+    )
     total = count_commits(repo, rev_range)
     sent = 0
-    events = replay_events(repo, rev_range, tenant=settings.source.tenant, repo_name=repo.name,
-                           now_ms=int(time.time() * 1000))
+    events = replay_events(
+        repo,
+        rev_range,
+        tenant=settings.source.tenant,
+        repo_name=repo.name,
+        now_ms=int(time.time() * 1000),
+    )
     for event in tqdm(events, total=total, desc="replay", unit="PR", disable=quiet):
         sink.send(settings.kafka.topic_prefix + PR_EVENTS.name, event.key, event)
         sent += 1
@@ -102,8 +112,7 @@ def _wait_for_pipeline(client: AnalyticsClient, prs: int, timeout_s: float, *, q
     while True:
         row = _first(client.sql(sql))
         bar.update(int(row["triaged"]) - bar.n)
-        done = (row["triaged"] >= prs and row["chunked"] >= prs
-                and row["embedded"] >= row["chunks"])
+        done = row["triaged"] >= prs and row["chunked"] >= prs and row["embedded"] >= row["chunks"]
         if done:
             bar.close()
             return
@@ -121,20 +130,31 @@ def _send_feedback(settings: Settings, client: AnalyticsClient) -> int:
     from streams.app import build_registry
     from streams.topics import FEEDBACK
 
-    rows = client.sql("SELECT fingerprint, repo, pr_number, rule_id, category "
-                      "FROM {db}.findings FINAL ORDER BY created_at_ms LIMIT 10").as_dicts()
+    rows = client.sql(
+        "SELECT fingerprint, repo, pr_number, rule_id, category "
+        "FROM {db}.findings FINAL ORDER BY created_at_ms LIMIT 10"
+    ).as_dicts()
     if not rows:
         return 0
     bootstrap = resolve_endpoints(settings).kafka_bootstrap
-    sink = KafkaRecordSink(kafka_client_config(settings.kafka, bootstrap),
-                           AvroCodec(build_registry(settings)))
+    sink = KafkaRecordSink(
+        kafka_client_config(settings.kafka, bootstrap), AvroCodec(build_registry(settings))
+    )
     now = int(time.time() * 1000)
     for row in rows:
         verdict = "ACCEPTED" if row["category"] in ("security", "secret", "bug") else "REJECTED"
-        event = FeedbackEvent(event_id=f"demo-{row['fingerprint']}", fingerprint=row["fingerprint"],
-                              tenant=settings.source.tenant, repo=row["repo"],
-                              pr_number=int(row["pr_number"]), rule_id=row["rule_id"],
-                              verdict=verdict, signal="cli", actor="demo", at_ms=now)
+        event = FeedbackEvent(
+            event_id=f"demo-{row['fingerprint']}",
+            fingerprint=row["fingerprint"],
+            tenant=settings.source.tenant,
+            repo=row["repo"],
+            pr_number=int(row["pr_number"]),
+            rule_id=row["rule_id"],
+            verdict=verdict,
+            signal="cli",
+            actor="demo",
+            at_ms=now,
+        )
         sink.send(settings.kafka.topic_prefix + FEEDBACK.name, event.key, event)
     sink.close()
     return len(rows)
@@ -143,8 +163,9 @@ def _send_feedback(settings: Settings, client: AnalyticsClient) -> int:
 def _summary(settings: Settings, client: AnalyticsClient) -> dict[str, Any]:
     from sinks.milvus import MilvusSink
 
-    milvus = MilvusSink.from_settings(settings.milvus, uri=resolve_endpoints(settings).milvus_uri,
-                                      dim=settings.embedding.dim)
+    milvus = MilvusSink.from_settings(
+        settings.milvus, uri=resolve_endpoints(settings).milvus_uri, dim=settings.embedding.dim
+    )
     try:
         milvus.start()
         vectors = milvus.count()
@@ -165,9 +186,11 @@ def _render(summary: dict[str, Any]) -> str:
     lines = ["", "== totals"]
     lines += [f"  {k}: {v}" for k, v in summary["totals"].items()]
     lines.append(f"  vectors in Milvus: {summary['vectors_in_milvus']}")
-    for title, key in (("findings by category", "findings_by_category"),
-                       ("latency per stage (ms)", "stage_latency"),
-                       ("feedback by rule", "feedback_by_rule")):
+    for title, key in (
+        ("findings by category", "findings_by_category"),
+        ("latency per stage (ms)", "stage_latency"),
+        ("feedback by rule", "feedback_by_rule"),
+    ):
         rows = summary[key]
         lines += ["", f"== {title}"]
         if rows:
@@ -187,4 +210,3 @@ def _first(result: QueryResult) -> dict[str, Any]:
 
 def _scalar(client: AnalyticsClient, sql: str) -> int:
     return int(client.sql(sql).rows[0][0])
-

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ def start_platform(settings: Settings, *, workers: int = 2) -> dict[str, Any]:
             started.append(start_worker(settings, f"pipeline-{i + 1}", "pipeline", free_port()))
         _write_workers(state_dir, started)
         for worker in started:
-            worker.process().wait_ready(lambda w=worker: worker_healthy(w.url), WORKER_READY_S)
+            worker.process().wait_ready(partial(worker_healthy, worker.url), WORKER_READY_S)
     except BaseException:
         for worker in started:
             worker.process().stop()
@@ -75,9 +76,19 @@ def start_platform(settings: Settings, *, workers: int = 2) -> dict[str, Any]:
 
 def start_worker(settings: Settings, name: str, role: str, web_port: int) -> WorkerInfo:
     state_dir = Path(settings.stack.state_dir).resolve()
-    argv = [sys.executable, "-m", "codereview.cli", "worker", "--role", role,
-            "--web-port", str(web_port)]
-    proc = ManagedProcess(name, argv, state_dir / "logs" / f"{name}.log", env=settings_env(settings))
+    argv = [
+        sys.executable,
+        "-m",
+        "codereview.cli",
+        "worker",
+        "--role",
+        role,
+        "--web-port",
+        str(web_port),
+    ]
+    proc = ManagedProcess(
+        name, argv, state_dir / "logs" / f"{name}.log", env=settings_env(settings)
+    )
     proc.start()
     assert proc.pid is not None
     return WorkerInfo(name, role, proc.pid, proc.start_time or 0.0, web_port, str(proc.log_path))
@@ -96,8 +107,12 @@ def platform_status(settings: Settings) -> dict[str, Any]:
     state_dir = Path(settings.stack.state_dir).resolve()
     stack = EmbeddedStack().status(state_dir)
     workers = {
-        w.name: {"role": w.role, "url": w.url, "alive": w.process().alive(),
-                 "healthy": worker_healthy(w.url)}
+        w.name: {
+            "role": w.role,
+            "url": w.url,
+            "alive": w.process().alive(),
+            "healthy": worker_healthy(w.url),
+        }
         for w in load_workers(state_dir)
     }
     healthy = bool(stack.get("running")) and all(w["healthy"] for w in workers.values())

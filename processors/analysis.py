@@ -86,9 +86,11 @@ def build_prompt(
 ) -> Prompt:
     """The prompt for the escalated chunks among ``chunks``, within ``budget_tokens``.
 
-    Chunks are taken by risk (highest first) while they fit; then context
-    snippets, in the order given, while they fit. Non-escalated chunks are
-    ignored; escalated ones without text or without room are dropped.
+    The budget covers the system prompt and the user message (the answer has
+    its own ``max_tokens``). Chunks are taken by risk, highest first, each
+    only if it fits whole; then context snippets, in the order given (most
+    relevant first), while they fit. Non-escalated chunks are ignored;
+    escalated ones without text or without room are dropped.
     """
     system = system_prompt()
     escalated = [c for c in chunks if c.escalate]
@@ -220,20 +222,29 @@ def parse_answer(text: str) -> list[ModelFinding]:
 
 
 def _extract_json(text: str) -> Any:
-    """The first JSON object (or list) in ``text``, looking inside ``` fences first."""
+    """The findings object in ``text``, looking inside ``` fences first.
+
+    A bare list is accepted only when it is the whole answer (or fence), so a
+    list nested in some other object is never mistaken for the findings.
+    """
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     decoder = json.JSONDecoder()
     for candidate in candidates:
-        attempts = 0
-        for match in re.finditer(r"[{\[]", candidate):
-            attempts += 1
-            if attempts > _MAX_DECODE_ATTEMPTS:
+        try:
+            whole = json.loads(candidate)
+        except json.JSONDecodeError:
+            pass
+        else:
+            if isinstance(whole, list) or (isinstance(whole, dict) and "findings" in whole):
+                return whole
+        for attempt, match in enumerate(re.finditer(r"\{", candidate)):
+            if attempt >= _MAX_DECODE_ATTEMPTS:
                 break
             try:
                 value, _ = decoder.raw_decode(candidate, match.start())
             except json.JSONDecodeError:
                 continue
-            if (isinstance(value, dict) and "findings" in value) or isinstance(value, list):
+            if isinstance(value, dict) and "findings" in value:
                 return value
     raise ProcessorError(f"no JSON findings object in model answer: {text[:200]!r}")
 

@@ -5,8 +5,9 @@ team and model in ClickHouse. Prices are list prices in USD per million
 tokens, matched by the longest model-name prefix so dated snapshots
 ("gpt-4o-mini-2024-07-18") price like their family. A router prefix
 ("openai/gpt-4o") is dropped first. Unknown and self-hosted models cost 0:
-their cost is hardware, which this table cannot know. Prices change; keep
-this table current when a new model is adopted.
+their cost is hardware, which this table cannot know. Prices change, and
+families newer than this table (priced 0 until added) must be added when a
+model is adopted.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ PRICES_PER_MILLION: dict[str, tuple[float, float]] = {
     "claude-3-7-sonnet": (3.00, 15.00),
     "claude-sonnet-4": (3.00, 15.00),
     "claude-opus-4-5": (5.00, 25.00),
-    "claude-opus-4": (15.00, 75.00),
+    "claude-opus-4-6": (5.00, 25.00),
+    "claude-opus-4": (15.00, 75.00),  # 4.0 and 4.1
 }
 
 

@@ -85,9 +85,7 @@ class AvroCodec:
         if reader is None:
             raise DecodeError(f"schema id {schema_id} is {name}, which this codec does not read")
         try:
-            body = fastavro.schemaless_reader(
-                io.BytesIO(data[_HEADER.size :]), writer, reader
-            )
+            body = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size :]), writer, reader)
         except Exception as exc:  # fastavro raises many types on bad bytes
             raise DecodeError(f"bad Avro body for {name} (schema id {schema_id}): {exc!r}") from exc
         if not isinstance(body, dict):

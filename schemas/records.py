@@ -223,17 +223,17 @@ class DeadLetter:
     attempt: int = 1
 
 
-Record = Union[
-    RawWebhook,
-    PullRequestEvent,
-    CodeChunk,
-    Finding,
-    TriageResult,
-    FeedbackEvent,
-    MetricEvent,
-    LlmUsage,
-    DeadLetter,
-]
+Record = (
+    RawWebhook
+    | PullRequestEvent
+    | CodeChunk
+    | Finding
+    | TriageResult
+    | FeedbackEvent
+    | MetricEvent
+    | LlmUsage
+    | DeadLetter
+)
 RECORD_TYPES: tuple[Any, ...] = get_args(Record)
 RECORDS_BY_SCHEMA: dict[str, type] = {t.SCHEMA: t for t in RECORD_TYPES}
 

@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -48,41 +49,38 @@ _RETRYABLE_CODES = frozenset({159, 164, 202, 209, 210, 241, 242, 252, 319, 425, 
 _INSERT_ROWS = 100_000
 
 
-def _fields(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+Column = tuple[str, Callable[[Any], Any]]  # a column name and how to read it off a record
 
 
-def _by_fields(cls: type) -> Callable[[Any], list[Any]]:
-    """A row of the record's own fields (attribute reads: ``astuple`` deep-copies)."""
-    names = _fields(cls)
-    return lambda record: [getattr(record, name) for name in names]
+def _field_columns(cls: type) -> tuple[Column, ...]:
+    """The record's own fields as columns, so the mapping cannot drift from the schema."""
+    return tuple((f.name, attrgetter(f.name)) for f in fields(cls))
 
 
-def _pr_event_row(event: PullRequestEvent) -> list[Any]:
-    """Ids and sizes only: the diff text stays in Kafka, not in the analytics store."""
-    file_bytes = sum(len((f.content or "").encode("utf-8")) for f in event.files)
-    return [
-        event.event_id, event.tenant, event.source, event.repo, event.pr_number,
-        event.action, event.head_sha, event.base_sha, event.title, event.author,
-        len(event.diff.encode("utf-8")), event.diff.count("\n"), len(event.files),
-        file_bytes, event.received_at_ms,
-    ]  # fmt: skip
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))
 
 
-_PR_EVENT_COLUMNS = (
-    "event_id", "tenant", "source", "repo", "pr_number", "action", "head_sha", "base_sha",
-    "title", "author", "diff_bytes", "diff_lines", "files", "file_bytes", "received_at_ms",
-)  # fmt: skip
+# Ids and sizes only: the diff and file texts stay in Kafka, not in the analytics store.
+_PR_EVENT_IDS = "event_id tenant source repo pr_number action head_sha base_sha title author"
+_PR_EVENT_COLUMNS: tuple[Column, ...] = (
+    *((name, attrgetter(name)) for name in _PR_EVENT_IDS.split()),
+    ("diff_bytes", lambda e: _utf8_len(e.diff)),
+    ("diff_lines", lambda e: e.diff.count("\n")),
+    ("files", lambda e: len(e.files)),
+    ("file_bytes", lambda e: sum(_utf8_len(f.content or "") for f in e.files)),
+    ("received_at_ms", attrgetter("received_at_ms")),
+)
 
-# record type -> (table, columns, row builder). Columns of the plain tables are
-# the record's own field names, so the mapping cannot drift from the schema.
-_TABLES: dict[type, tuple[str, tuple[str, ...], Callable[[Any], list[Any]]]] = {
-    PullRequestEvent: ("pr_events", _PR_EVENT_COLUMNS, _pr_event_row),
-    Finding: ("findings", _fields(Finding), _by_fields(Finding)),
-    FeedbackEvent: ("feedback", _fields(FeedbackEvent), _by_fields(FeedbackEvent)),
-    MetricEvent: ("stage_metrics", _fields(MetricEvent), _by_fields(MetricEvent)),
-    LlmUsage: ("llm_usage", _fields(LlmUsage), _by_fields(LlmUsage)),
-    DeadLetter: ("dead_letters", _fields(DeadLetter), _by_fields(DeadLetter)),
+# record type -> (table, columns). Inserts are column-oriented: building columns
+# with attrgetter is ~3x cheaper than rows that the driver then transposes.
+_TABLES: dict[type, tuple[str, tuple[Column, ...]]] = {
+    PullRequestEvent: ("pr_events", _PR_EVENT_COLUMNS),
+    Finding: ("findings", _field_columns(Finding)),
+    FeedbackEvent: ("feedback", _field_columns(FeedbackEvent)),
+    MetricEvent: ("stage_metrics", _field_columns(MetricEvent)),
+    LlmUsage: ("llm_usage", _field_columns(LlmUsage)),
+    DeadLetter: ("dead_letters", _field_columns(DeadLetter)),
 }
 
 
@@ -121,8 +119,9 @@ class ClickHouseSink:
         """Connect and apply pending migrations; safe to call again."""
         if self._client is not None:
             return
-        if self.dsn.startswith("chdb://"):
-            Path(self.dsn.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
+        chdb_dir = self.dsn.removeprefix("chdb://")
+        if chdb_dir != self.dsn and chdb_dir.startswith("/"):
+            Path(chdb_dir).mkdir(parents=True, exist_ok=True)
         with _mapped("connect"):
             self._client = clickhouse_connect.get_client(dsn=self.dsn)
         try:
@@ -208,19 +207,22 @@ class ClickHouseSink:
     def _insert(self, cls: type, records: Sequence[Any]) -> None:
         if not records:
             return
-        table, columns, to_row = _TABLES[cls]
+        table, columns = _TABLES[cls]
+        names = [name for name, _ in columns]
         client = self._started()
-        try:
-            rows = [to_row(r) for r in records]
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise SinkWriteError(f"{table}: bad record: {exc}", retryable=False) from exc
-        for start in range(0, len(rows), _INSERT_ROWS):
+        for start in range(0, len(records), _INSERT_ROWS):
+            part = records[start : start + _INSERT_ROWS]
+            try:
+                data = [list(map(read, part)) for _, read in columns]
+            except (TypeError, ValueError, AttributeError) as exc:
+                raise SinkWriteError(f"{table}: bad record: {exc}", retryable=False) from exc
             with _mapped(f"insert into {table}"):
                 client.insert(
                     table,
-                    rows[start : start + _INSERT_ROWS],
-                    column_names=list(columns),
+                    data,
+                    column_names=names,
                     database=self.database,
+                    column_oriented=True,
                 )
 
     # -- reads -----------------------------------------------------------------
@@ -231,6 +233,8 @@ class ClickHouseSink:
         """Column names and rows; unqualified table names resolve in our database.
 
         Bind values with ClickHouse's server-side ``{name:Type}`` placeholders.
+        On chdb an empty result comes back without column names: ask
+        ``system.columns`` for a table's shape.
         """
         client = self._started()
         with _mapped("query"):

@@ -49,8 +49,9 @@ class KafkaRecordSink:
     def flush(self, timeout_s: float = 30.0) -> None:
         remaining = self._producer.flush(timeout_s)
         if remaining:
-            raise SinkWriteError(f"{remaining} records not acknowledged in {timeout_s}s",
-                                 retryable=True)
+            raise SinkWriteError(
+                f"{remaining} records not acknowledged in {timeout_s}s", retryable=True
+            )
         if self._errors:
             errors, self._errors = self._errors, []
             raise SinkWriteError(f"delivery failed: {errors[:3]}", retryable=False)

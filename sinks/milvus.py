@@ -164,6 +164,8 @@ class MilvusSink:
         exclude_pr: int | None = None,
     ) -> list[dict[str, Any]]:
         """The nearest chunks of the SAME tenant and repo, best first, with a ``score``."""
+        if limit < 1:
+            return []
         expr = f"tenant == {milvus_literal(tenant)} and repo == {milvus_literal(repo)}"
         if exclude_pr is not None:
             expr += f" and pr_number != {int(exclude_pr)}"

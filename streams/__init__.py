@@ -1,1 +1,4 @@
-"""The Faust side: topic declarations, the app, agents and web views. Only this package imports Faust."""
+"""The Faust side: topics, the app, agents and web views.
+
+Only this package imports Faust.
+"""

@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
 
 from codereview.settings import Settings
 from processors.analyzers import build_analyzers
-from processors.embedding import EmbeddingCache, build_embedder
+from processors.embedding import Embedder, EmbeddingCache, build_embedder
 from providers import build_provider
 from schemas.codec import AvroCodec
 from schemas.registry import ConfluentSchemaRegistry, LocalSchemaRegistry, SchemaRegistry
@@ -30,6 +30,7 @@ from sinks.milvus import MilvusSink
 from sources.github_api import GitHubApi
 from streams.channels import declare_channels
 from streams.emitter import Emitter
+from streams.fetch_backoff import install_empty_fetch_backoff
 from streams.pipeline import PipelineDeps, register_pipeline_agents
 from streams.store import StoreDeps, register_store_agents
 from streams.topics import PARTITIONS
@@ -54,6 +55,20 @@ def build_registry(settings: Settings) -> SchemaRegistry:
     return LocalSchemaRegistry(settings.schema_registry.local_path)
 
 
+def embedder_from_settings(settings: Settings) -> Embedder:
+    emb = settings.embedding
+    return build_embedder(
+        emb.provider,
+        model=emb.model,
+        base_url=emb.base_url,
+        api_key=emb.api_key.get_secret_value(),
+        max_tokens=emb.max_tokens,
+        batch_size=emb.batch_size,
+        threads=emb.threads,
+        dim=emb.dim,
+    )
+
+
 def app_id_for(settings: Settings, role: str) -> str:
     return settings.worker.app_id if role == "pipeline" else f"{settings.worker.app_id}-{role}"
 
@@ -62,6 +77,7 @@ def create_app(settings: Settings, role: str, endpoints: Endpoints, *, web_port:
     if role not in ROLES:
         raise ValueError(f"unknown worker role {role!r}; expected one of {ROLES}")
     app_id = app_id_for(settings, role)
+    install_empty_fetch_backoff(settings.kafka.empty_fetch_backoff_ms / 1000.0)
     datadir = settings.worker.data_dir / f"{app_id}-{socket.gethostname()}-{web_port}"
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -87,47 +103,66 @@ def create_app(settings: Settings, role: str, endpoints: Endpoints, *, web_port:
 
     if role == "pipeline":
         emb = settings.embedding
-        embedder = build_embedder(emb.provider, model=emb.model, base_url=emb.base_url,
-                                  api_key="", max_tokens=emb.max_tokens,
-                                  batch_size=emb.batch_size, threads=emb.threads)
+        embedder = embedder_from_settings(settings)
         milvus = MilvusSink.from_settings(settings.milvus, uri=endpoints.milvus_uri, dim=emb.dim)
         llm = settings.llm
-        provider = build_provider(llm.provider, base_url=llm.base_url,
-                                  api_key=llm.api_key.get_secret_value(), model=llm.model,
-                                  timeout_s=llm.timeout_s, max_retries=llm.max_retries)
-        github = GitHubApi(settings.source.github_api_url,
-                           settings.source.github_token.get_secret_value(),
-                           timeout_s=settings.source.fetch_timeout_s)
+        provider = build_provider(
+            llm.provider,
+            base_url=llm.base_url,
+            api_key=llm.api_key.get_secret_value(),
+            model=llm.model,
+            timeout_s=llm.timeout_s,
+            max_retries=llm.max_retries,
+        )
+        github = GitHubApi(
+            settings.source.github_api_url,
+            settings.source.github_token.get_secret_value(),
+            timeout_s=settings.source.fetch_timeout_s,
+        )
         deps = PipelineDeps(
-            emitter=emitter, github=github, milvus=milvus, embedder=embedder,
+            emitter=emitter,
+            github=github,
+            milvus=milvus,
+            embedder=embedder,
             embed_cache=EmbeddingCache(emb.cache_size),
-            analyzers=build_analyzers(["ruff", "detect-secrets"]), provider=provider,
-            escalate_risk=llm.escalate_risk, max_output_tokens=llm.max_output_tokens,
+            analyzers=build_analyzers(["ruff", "detect-secrets"]),
+            provider=provider,
+            escalate_risk=llm.escalate_risk,
+            max_output_tokens=llm.max_output_tokens,
+            embed_nice=emb.nice,
         )
         register_pipeline_agents(app, channels, deps)
-        register_ingest_views(app, channels, emitter, tenant=settings.source.tenant,
-                              github_secret=settings.source.github_webhook_secret
-                              .get_secret_value().encode())
+        register_ingest_views(
+            app,
+            channels,
+            emitter,
+            tenant=settings.source.tenant,
+            github_secret=settings.source.github_webhook_secret.get_secret_value().encode(),
+        )
         closers += [milvus.close, github.close]
 
-        @app.on_worker_init.connect
-        def start_sinks(app: faust.App, **_: Any) -> None:
+        def start_sinks(app: Any, *_: Any, signal: Any = None, **__: Any) -> None:
             milvus.start()
+
+        app.on_worker_init.connect(cast(Any, start_sinks))
     else:
         clickhouse = ClickHouseSink.from_settings(settings.clickhouse)
-        store = StoreDeps(emitter=emitter, clickhouse=clickhouse,
-                          batch_size=settings.clickhouse.batch_size,
-                          flush_interval_s=settings.clickhouse.flush_interval_s)
+        store = StoreDeps(
+            emitter=emitter,
+            clickhouse=clickhouse,
+            batch_size=settings.clickhouse.batch_size,
+            flush_interval_s=settings.clickhouse.flush_interval_s,
+        )
         register_store_agents(app, channels, store)
         register_query_view(app, store)
         closers.append(lambda: store.executor.submit(clickhouse.close).result())
 
-        @app.on_worker_init.connect
-        def start_store(app: faust.App, **_: Any) -> None:
+        def start_store(app: Any, *_: Any, signal: Any = None, **__: Any) -> None:
             store.executor.submit(clickhouse.start).result()
 
-    @app.on_before_shutdown.connect
-    async def close_sinks(app: faust.App, **_: Any) -> None:
+        app.on_worker_init.connect(cast(Any, start_store))
+
+    async def close_sinks(app: Any, *_: Any, signal: Any = None, **__: Any) -> None:
         for close in closers:
             try:
                 result = close()
@@ -135,6 +170,8 @@ def create_app(settings: Settings, role: str, endpoints: Endpoints, *, web_port:
                     await result
             except Exception:  # shutdown must reach every sink
                 log.exception("closing a sink failed")
+
+    app.on_before_shutdown.connect(cast(Any, close_sinks))
 
     return app
 

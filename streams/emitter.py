@@ -85,7 +85,9 @@ class Emitter:
         self, stage: str, exc: BaseException, event: faust.EventT | None, attempt: int = 1
     ) -> None:
         message = event.message if event is not None else None
-        headers = {k: _text(v) for k, v in (message.headers or [])} if message else {}
+        raw_headers: Any = (message.headers or []) if message else []
+        pairs = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
+        headers = {str(k): _text(v) for k, v in pairs}
         headers["error_class"] = type(exc).__name__
         record = DeadLetter(
             stage=stage,

@@ -19,22 +19,36 @@ cheap function) to attribute issues to them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
+import os
+import threading
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import cast
 
 import faust
 
 from processors import github_events
-from processors.analyzers import Analyzer
 from processors.analysis import build_prompt, findings_from_answer, parse_answer
+from processors.analyzers import Analyzer
 from processors.chunking import chunk_event
-from processors.embedding import EmbeddingCache, Embedder, embed_cached
+from processors.embedding import Embedder, EmbeddingCache, embed_cached
 from processors.triage import triage_event
 from providers import LlmProvider
 from providers.pricing import cost_usd
 from schemas.errors import DecodeError
-from schemas.records import CodeChunk, FeedbackEvent, LlmUsage, PullRequestEvent, RawWebhook, TriageResult
+from schemas.records import (
+    CodeChunk,
+    FeedbackEvent,
+    LlmUsage,
+    PullRequestEvent,
+    RawWebhook,
+    TriageResult,
+)
 from sinks.milvus import MilvusSink
 from sources.github_api import GitHubApi
 from streams.channels import Channels
@@ -60,6 +74,22 @@ class PipelineDeps:
     escalate_risk: float
     max_output_tokens: int
     prompt_budget_tokens: int = 6000
+    embed_nice: int = 10
+    embed_executor: ThreadPoolExecutor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.embed_executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="embed",
+            initializer=_lower_priority,
+            initargs=(self.embed_nice,),
+        )
+
+
+def _lower_priority(nice: int) -> None:
+    """Lower this thread's CPU priority (Linux: nice applies per thread)."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 def _decode(deps: PipelineDeps, event: faust.EventT, kind: type) -> object:
@@ -83,16 +113,29 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
                 assert isinstance(raw, RawWebhook)
                 ref = github_events.parse_pull_request(raw.body, tenant=raw.tenant)
                 if ref is None:
-                    log.info("ignored %s delivery %s (action not reviewed)", raw.source, raw.delivery_id)
+                    log.info(
+                        "ignored %s delivery %s (action not reviewed)", raw.source, raw.delivery_id
+                    )
                     return
                 diff, files = await deps.github.fetch_event_material(ref)
                 pr = github_events.to_event(
-                    ref, source=raw.source, diff=diff, files=files, received_at_ms=raw.received_at_ms
+                    ref,
+                    source=raw.source,
+                    diff=diff,
+                    files=files,
+                    received_at_ms=raw.received_at_ms,
                 )
                 await emit.send(ch.events, pr.key, pr)
-                await emit.metric("normalize", event_id=pr.event_id, tenant=pr.tenant, repo=pr.repo,
-                                  pr_number=pr.pr_number, started=started,
-                                  received_at_ms=pr.received_at_ms, items=len(files))
+                await emit.metric(
+                    "normalize",
+                    event_id=pr.event_id,
+                    tenant=pr.tenant,
+                    repo=pr.repo,
+                    pr_number=pr.pr_number,
+                    started=started,
+                    received_at_ms=pr.received_at_ms,
+                    items=len(files),
+                )
 
             await guarded(emit, "normalize", event, work)
 
@@ -107,15 +150,24 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
                 chunks = chunk_event(pr)
                 for c in chunks:
                     await emit.send(ch.chunks, c.key, c)
-                await emit.metric("chunk", event_id=pr.event_id, tenant=pr.tenant, repo=pr.repo,
-                                  pr_number=pr.pr_number, started=started,
-                                  received_at_ms=pr.received_at_ms, items=len(chunks))
+                await emit.metric(
+                    "chunk",
+                    event_id=pr.event_id,
+                    tenant=pr.tenant,
+                    repo=pr.repo,
+                    pr_number=pr.pr_number,
+                    started=started,
+                    received_at_ms=pr.received_at_ms,
+                    items=len(chunks),
+                )
 
             await guarded(emit, "chunk", event, work)
 
     @app.agent(ch.chunks, name="embed")
     async def embed(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(EMBED_BATCH, within=EMBED_WITHIN_S):
+        async for events in cast(faust.Stream, stream).take_events(
+            EMBED_BATCH, within=EMBED_WITHIN_S
+        ):
             chunks: list[CodeChunk] = []
             for event in events:
                 try:
@@ -125,7 +177,7 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
                 except DecodeError as exc:
                     await emit.dead_letter("embed", exc, event)
             if chunks:
-                await guarded(emit, "embed", events[-1], lambda c=chunks: _embed_batch(deps, c))
+                await guarded(emit, "embed", events[-1], partial(_embed_batch, deps, chunks))
 
     @app.agent(ch.events, name="triage")
     async def triage(stream: faust.StreamT) -> None:
@@ -140,11 +192,17 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
                     await emit.send(ch.findings, finding.key, finding)
                 await emit.send(ch.triaged, result.key, result)
                 escalated = sum(1 for v in result.chunks if v.escalate)
-                await emit.metric("triage", event_id=pr.event_id, tenant=pr.tenant, repo=pr.repo,
-                                  pr_number=pr.pr_number, started=started,
-                                  received_at_ms=pr.received_at_ms, items=len(findings),
-                                  attrs={"chunks": str(len(result.chunks)),
-                                         "escalated": str(escalated)})
+                await emit.metric(
+                    "triage",
+                    event_id=pr.event_id,
+                    tenant=pr.tenant,
+                    repo=pr.repo,
+                    pr_number=pr.pr_number,
+                    started=started,
+                    received_at_ms=pr.received_at_ms,
+                    items=len(findings),
+                    attrs={"chunks": str(len(result.chunks)), "escalated": str(escalated)},
+                )
 
             await guarded(emit, "triage", event, work)
 
@@ -155,7 +213,7 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
         @app.agent(ch.triaged, name="analyze")
         async def analyze(stream: faust.StreamT) -> None:
             async for event in stream.events():
-                await guarded(emit, "analyze", event, lambda e=event: _analyze(deps, ch, e))
+                await guarded(emit, "analyze", event, partial(_analyze, deps, ch, event))
 
     @app.agent(ch.feedback, name="learn")
     async def learn(stream: faust.StreamT) -> None:
@@ -167,10 +225,21 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
                 assert isinstance(fb, FeedbackEvent)
                 counter = f"{fb.tenant}|{fb.repo}|{fb.rule_id}|{fb.verdict}"
                 rule_feedback[counter] += 1
-                await emit.metric("learn", event_id=fb.event_id, tenant=fb.tenant, repo=fb.repo,
-                                  pr_number=fb.pr_number, started=started, received_at_ms=fb.at_ms,
-                                  items=1, attrs={"rule_id": fb.rule_id, "verdict": fb.verdict,
-                                                  "count": str(rule_feedback[counter])})
+                await emit.metric(
+                    "learn",
+                    event_id=fb.event_id,
+                    tenant=fb.tenant,
+                    repo=fb.repo,
+                    pr_number=fb.pr_number,
+                    started=started,
+                    received_at_ms=fb.at_ms,
+                    items=1,
+                    attrs={
+                        "rule_id": fb.rule_id,
+                        "verdict": fb.verdict,
+                        "count": str(rule_feedback[counter]),
+                    },
+                )
 
             await guarded(emit, "learn", event, work)
 
@@ -180,7 +249,9 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
 def _triage(deps: PipelineDeps, pr: PullRequestEvent) -> tuple[TriageResult, list]:
     files = {s.path: s.content for s in pr.files if s.content is not None}
     issues = [issue for analyzer in deps.analyzers for issue in analyzer.analyze(files)]
-    return triage_event(pr, chunk_event(pr), issues, now_ms=now_ms(), escalate_risk=deps.escalate_risk)
+    return triage_event(
+        pr, chunk_event(pr), issues, now_ms=now_ms(), escalate_risk=deps.escalate_risk
+    )
 
 
 async def _embed_batch(deps: PipelineDeps, chunks: list[CodeChunk]) -> None:
@@ -188,15 +259,23 @@ async def _embed_batch(deps: PipelineDeps, chunks: list[CodeChunk]) -> None:
     unique = {c.text_hash: c.text for c in chunks}
     uncached = [h for h in unique if deps.embed_cache.get(h) is None]
     known = await asyncio.to_thread(deps.milvus.known_vectors, uncached) if uncached else {}
-    vectors, embedded = await asyncio.to_thread(
-        embed_cached, deps.embedder, list(unique.items()), deps.embed_cache, known
+    vectors, embedded = await asyncio.get_running_loop().run_in_executor(
+        deps.embed_executor,
+        partial(embed_cached, deps.embedder, list(unique.items()), deps.embed_cache, known),
     )
     await asyncio.to_thread(deps.milvus.write, [(c, vectors[c.text_hash]) for c in chunks])
     first = chunks[0]
-    await deps.emitter.metric("embed", event_id=first.event_id, tenant=first.tenant, repo=first.repo,
-                              pr_number=first.pr_number, started=started,
-                              received_at_ms=first.received_at_ms, items=len(chunks),
-                              attrs={"embedded": str(embedded), "from_store": str(len(known))})
+    await deps.emitter.metric(
+        "embed",
+        event_id=first.event_id,
+        tenant=first.tenant,
+        repo=first.repo,
+        pr_number=first.pr_number,
+        started=started,
+        received_at_ms=first.received_at_ms,
+        items=len(chunks),
+        attrs={"embedded": str(embedded), "from_store": str(len(known))},
+    )
 
 
 async def _analyze(deps: PipelineDeps, ch: Channels, event: faust.EventT) -> None:
@@ -207,36 +286,63 @@ async def _analyze(deps: PipelineDeps, ch: Channels, event: faust.EventT) -> Non
     if not escalated or deps.provider is None:
         return
     context = await asyncio.to_thread(_related_context, deps, result, escalated)
-    prompt = build_prompt(escalated, repo=result.repo, context=context,
-                          budget_tokens=deps.prompt_budget_tokens)
+    prompt = build_prompt(
+        escalated, repo=result.repo, context=context, budget_tokens=deps.prompt_budget_tokens
+    )
     provider = deps.provider
     ok, error, text, tokens_in, tokens_out, latency = True, None, "", 0, 0, 0.0
     try:
-        completion = await provider.complete(prompt.system, prompt.user,
-                                             max_tokens=deps.max_output_tokens)
-        text, tokens_in, tokens_out = completion.text, completion.input_tokens, completion.output_tokens
+        completion = await provider.complete(
+            prompt.system, prompt.user, max_tokens=deps.max_output_tokens
+        )
+        text, tokens_in, tokens_out = (
+            completion.text,
+            completion.input_tokens,
+            completion.output_tokens,
+        )
         latency = completion.latency_ms
     except Exception as exc:
         ok, error = False, f"{type(exc).__name__}: {exc}"
         raise
     finally:
         usage = LlmUsage(
-            call_id=f"{result.event_id}:{prompt.version}:{provider.model}", event_id=result.event_id,
-            tenant=result.tenant, repo=result.repo, pr_number=result.pr_number,
-            provider=provider.name, model=provider.model, prompt_version=prompt.version,
-            input_tokens=tokens_in, output_tokens=tokens_out,
-            cost_usd=cost_usd(provider.model, tokens_in, tokens_out), latency_ms=latency,
-            ok=ok, error=error, at_ms=now_ms(),
+            call_id=f"{result.event_id}:{prompt.version}:{provider.model}",
+            event_id=result.event_id,
+            tenant=result.tenant,
+            repo=result.repo,
+            pr_number=result.pr_number,
+            provider=provider.name,
+            model=provider.model,
+            prompt_version=prompt.version,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            cost_usd=cost_usd(provider.model, tokens_in, tokens_out),
+            latency_ms=latency,
+            ok=ok,
+            error=error,
+            at_ms=now_ms(),
         )
         await deps.emitter.send(ch.metrics, "analyze", usage)
-    findings = findings_from_answer(parse_answer(text), prompt_chunks(escalated, prompt.included_chunk_ids),
-                                    result, model=provider.model, prompt_version=prompt.version,
-                                    now_ms=now_ms())
+    findings = findings_from_answer(
+        parse_answer(text),
+        prompt_chunks(escalated, prompt.included_chunk_ids),
+        result,
+        model=provider.model,
+        prompt_version=prompt.version,
+        now_ms=now_ms(),
+    )
     for finding in findings:
         await deps.emitter.send(ch.findings, finding.key, finding)
-    await deps.emitter.metric("analyze", event_id=result.event_id, tenant=result.tenant,
-                              repo=result.repo, pr_number=result.pr_number, started=started,
-                              received_at_ms=result.received_at_ms, items=len(findings))
+    await deps.emitter.metric(
+        "analyze",
+        event_id=result.event_id,
+        tenant=result.tenant,
+        repo=result.repo,
+        pr_number=result.pr_number,
+        started=started,
+        received_at_ms=result.received_at_ms,
+        items=len(findings),
+    )
 
 
 def prompt_chunks(verdicts: list, included: list[str]) -> list:
@@ -247,10 +353,16 @@ def prompt_chunks(verdicts: list, included: list[str]) -> list:
 def _related_context(deps: PipelineDeps, result: TriageResult, escalated: list) -> list[str]:
     """Related code from the SAME tenant and repo, from earlier PRs."""
     texts = [v.text for v in escalated[:3]]
-    vectors, _ = embed_cached(deps.embedder, [(str(hash(t)), t) for t in texts], deps.embed_cache, {})
+    vectors, _ = embed_cached(
+        deps.embedder,
+        [(hashlib.sha256(t.encode()).hexdigest(), t) for t in texts],
+        deps.embed_cache,
+        {},
+    )
     context: list[str] = []
     for vec in vectors.values():
-        for hit in deps.milvus.search(vec, tenant=result.tenant, repo=result.repo, limit=3,
-                                      exclude_pr=result.pr_number):
+        for hit in deps.milvus.search(
+            vec, tenant=result.tenant, repo=result.repo, limit=3, exclude_pr=result.pr_number
+        ):
             context.append(f"{hit.get('path')}:{hit.get('start_line')} {hit.get('symbol') or ''}")
     return context

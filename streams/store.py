@@ -15,7 +15,8 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import faust
 
@@ -56,7 +57,9 @@ def register_store_agents(app: faust.App, ch: Channels, deps: StoreDeps) -> None
 
 def _store_agent(deps: StoreDeps, stage: str) -> Any:
     async def agent(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(deps.batch_size, within=deps.flush_interval_s):
+        async for events in cast(faust.Stream, stream).take_events(
+            deps.batch_size, within=deps.flush_interval_s
+        ):
             records: list[Record] = []
             for event in events:
                 try:
@@ -67,8 +70,12 @@ def _store_agent(deps: StoreDeps, stage: str) -> Any:
                     else:
                         await deps.emitter.dead_letter(stage, exc, event)
             if records:
-                await guarded(deps.emitter, stage, events[-1],
-                              lambda r=records: deps.call(deps.clickhouse.write, r))
+                await guarded(
+                    deps.emitter,
+                    stage,
+                    events[-1],
+                    partial(deps.call, deps.clickhouse.write, records),
+                )
 
     agent.__name__ = agent.__qualname__ = stage
     return agent

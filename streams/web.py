@@ -26,8 +26,13 @@ from streams.store import StoreDeps
 
 log = logging.getLogger(__name__)
 
-KEPT_HEADERS = ("x-github-event", "x-github-delivery", "x-hub-signature-256", "content-type",
-                "user-agent")
+KEPT_HEADERS = (
+    "x-github-event",
+    "x-github-delivery",
+    "x-hub-signature-256",
+    "content-type",
+    "user-agent",
+)
 
 
 def register_ingest_views(
@@ -52,8 +57,12 @@ def register_ingest_views(
             event_type = headers.get("x-github-event", "")
             delivery = headers.get("x-github-delivery") or str(uuid.uuid4())
             raw = RawWebhook(
-                delivery_id=delivery, source="github", tenant=tenant, event_type=event_type,
-                headers={k: v for k, v in headers.items() if k in KEPT_HEADERS}, body=body,
+                delivery_id=delivery,
+                source="github",
+                tenant=tenant,
+                event_type=event_type,
+                headers={k: v for k, v in headers.items() if k in KEPT_HEADERS},
+                body=body,
                 received_at_ms=received,
             )
             await emitter.send(ch.raw, delivery, raw)
@@ -69,10 +78,14 @@ def register_ingest_views(
                     raise ValueError(f"verdict must be one of {VERDICTS}")
                 event = FeedbackEvent(
                     event_id=str(body.get("event_id") or uuid.uuid4()),
-                    fingerprint=str(body["fingerprint"]), tenant=str(body.get("tenant", tenant)),
-                    repo=str(body["repo"]), pr_number=int(body["pr_number"]),
-                    rule_id=str(body["rule_id"]), verdict=verdict,
-                    signal=str(body.get("signal", "api")), actor=str(body.get("actor", "")),
+                    fingerprint=str(body["fingerprint"]),
+                    tenant=str(body.get("tenant", tenant)),
+                    repo=str(body["repo"]),
+                    pr_number=int(body["pr_number"]),
+                    rule_id=str(body["rule_id"]),
+                    verdict=verdict,
+                    signal=str(body.get("signal", "api")),
+                    actor=str(body.get("actor", "")),
                     at_ms=now_ms(),
                 )
             except (KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:

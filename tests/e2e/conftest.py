@@ -59,8 +59,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             stack=StackSettings(state_dir=root / "stack"),
             schema_registry=SchemaRegistrySettings(local_path=root / "registry.json"),
             clickhouse=ClickHouseSettings(chdb_path=root / "chdb", flush_interval_s=0.3),
-            source=SourceSettings(github_api_url=github.url,
-                                  github_webhook_secret=SECRET.decode()),
+            source=SourceSettings(github_api_url=github.url, github_webhook_secret=SECRET.decode()),
             worker=WorkerSettings(app_id=f"cr-e2e-{uuid.uuid4().hex[:6]}", data_dir=root / "faust"),
         )
         start_platform(settings, workers=2)
@@ -82,10 +81,14 @@ class AvroTopicReader:
     """
 
     def __init__(self, bootstrap: str, registry_path: Path, topics: list[str]) -> None:
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap, "group.id": f"e2e-reader-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest", "enable.auto.commit": False,
-        })
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"e2e-reader-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
         self._consumer.subscribe(topics)
         self._registry_path = registry_path
         self._schemas: dict[int, Any] = {}

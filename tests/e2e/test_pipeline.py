@@ -46,8 +46,15 @@ def expected_review(pr: GoldenPullRequest, tenant: str) -> tuple[set[str], set[s
     """(finding fingerprints, chunk ids) the processors produce for this PR."""
     changed = {f.path for f in parse_diff(pr.diff) if f.status != "deleted" and not f.is_binary}
     event = PullRequestEvent(
-        event_id="expected", tenant=tenant, source="github", repo=pr.repo, pr_number=pr.number,
-        action="opened", head_sha=pr.head_sha, diff=pr.diff, received_at_ms=0,
+        event_id="expected",
+        tenant=tenant,
+        source="github",
+        repo=pr.repo,
+        pr_number=pr.number,
+        action="opened",
+        head_sha=pr.head_sha,
+        diff=pr.diff,
+        received_at_ms=0,
         files=[FileSnapshot(p, pr.files.get(p)) for p in sorted(changed)],
     )
     chunks = chunk_event(event)
@@ -59,8 +66,9 @@ def expected_review(pr: GoldenPullRequest, tenant: str) -> tuple[set[str], set[s
 
 @pytest.fixture(scope="module")
 def reader(platform: Platform) -> AvroTopicReader:
-    r = AvroTopicReader(platform.bootstrap, platform.settings.schema_registry.local_path,
-                        [FINDINGS, TRIAGED, DLQ])
+    r = AvroTopicReader(
+        platform.bootstrap, platform.settings.schema_registry.local_path, [FINDINGS, TRIAGED, DLQ]
+    )
     yield r
     r.close()
 
@@ -77,7 +85,9 @@ def test_bad_signature_is_401_and_malformed_body_is_400(platform: Platform) -> N
     assert post(url, body, headers) == 400
 
 
-def test_webhooks_to_findings_clickhouse_and_milvus(platform: Platform, reader: AvroTopicReader) -> None:
+def test_webhooks_to_findings_clickhouse_and_milvus(
+    platform: Platform, reader: AvroTopicReader
+) -> None:
     tenant = platform.settings.source.tenant
     prs = platform.golden[:10]
     urls = platform.pipeline_urls()
@@ -108,7 +118,9 @@ def test_webhooks_to_findings_clickhouse_and_milvus(platform: Platform, reader: 
     assert expected_fps, "the chosen golden PRs should give at least one triage finding"
 
     def published(r: AvroTopicReader) -> set[str]:
-        return {f["fingerprint"] for f in r.records[FINDINGS] if (f["repo"], f["pr_number"]) in wanted}
+        return {
+            f["fingerprint"] for f in r.records[FINDINGS] if (f["repo"], f["pr_number"]) in wanted
+        }
 
     reader.poll_until(lambda r: published(r) >= expected_fps, timeout_s=30)
     assert published(reader) == expected_fps
@@ -129,8 +141,10 @@ def test_webhooks_to_findings_clickhouse_and_milvus(platform: Platform, reader: 
     assert wait_until(lambda: stored() == len(expected_fps), 30), stored()
     stages = {r["stage"] for r in client.named("stage_latency").as_dicts()}
     assert {"normalize", "chunk", "triage", "embed"} <= stages
-    prs_stored = client.sql("SELECT uniqExact(pr_number) FROM {db}.pr_events "
-                            f"WHERE repo IN ({', '.join(repr(p.repo) for p in prs)})").rows[0][0]
+    prs_stored = client.sql(
+        "SELECT uniqExact(pr_number) FROM {db}.pr_events "
+        f"WHERE repo IN ({', '.join(repr(p.repo) for p in prs)})"
+    ).rows[0][0]
     assert int(prs_stored) >= len({p.number for p in prs})
 
     # Milvus: every chunk of these PRs has exactly one vector.
@@ -154,8 +168,10 @@ def test_undecodable_record_goes_to_dlq_and_workers_keep_going(
     from streams.app import build_registry
 
     garbage = b"\x07this is not avro " + uuid.uuid4().hex.encode()
-    sink = KafkaRecordSink(kafka_client_config(platform.settings.kafka, platform.bootstrap),
-                           AvroCodec(build_registry(platform.settings)))
+    sink = KafkaRecordSink(
+        kafka_client_config(platform.settings.kafka, platform.bootstrap),
+        AvroCodec(build_registry(platform.settings)),
+    )
     sink.send_raw("pr.events", b"tenant/garbage#1", garbage)
     sink.flush()
 
@@ -178,14 +194,25 @@ def test_undecodable_record_goes_to_dlq_and_workers_keep_going(
     body, headers = signed_request(webhook_payload(pr, platform.github.url), SECRET)
     assert post(platform.pipeline_urls()[1] + "/webhooks/github", body, headers) == 202
     assert reader.poll_until(
-        lambda r: any(t["pr_number"] == pr.number and t["repo"] == pr.repo
-                      for t in r.records[TRIAGED]), timeout_s=60)
+        lambda r: any(
+            t["pr_number"] == pr.number and t["repo"] == pr.repo for t in r.records[TRIAGED]
+        ),
+        timeout_s=60,
+    )
 
 
 def test_feedback_reaches_the_learning_table_and_clickhouse(platform: Platform) -> None:
     client = AnalyticsClient(platform.settings, store_url=store_url(platform.settings))
-    body = json.dumps({"fingerprint": "fp-e2e", "repo": "o/r", "pr_number": 1,
-                       "rule_id": "ruff:F821", "verdict": "rejected", "actor": "e2e"}).encode()
+    body = json.dumps(
+        {
+            "fingerprint": "fp-e2e",
+            "repo": "o/r",
+            "pr_number": 1,
+            "rule_id": "ruff:F821",
+            "verdict": "rejected",
+            "actor": "e2e",
+        }
+    ).encode()
     url = platform.pipeline_urls()[0] + "/v1/feedback"
     assert post(url, body, {"Content-Type": "application/json"}) == 202
     assert post(url, b"{}", {"Content-Type": "application/json"}) == 400
@@ -193,9 +220,19 @@ def test_feedback_reaches_the_learning_table_and_clickhouse(platform: Platform) 
     from ops.workers import wait_until
 
     def learned() -> list[dict]:
-        return client.sql("SELECT attrs FROM {db}.stage_metrics FINAL "
-                          "WHERE stage = 'learn' AND repo = 'o/r'").as_dicts()
+        return client.sql(
+            "SELECT attrs FROM {db}.stage_metrics FINAL WHERE stage = 'learn' AND repo = 'o/r'"
+        ).as_dicts()
 
     assert wait_until(lambda: len(learned()) >= 1, 60)
-    assert wait_until(lambda: int(client.sql(
-        "SELECT count() FROM {db}.feedback FINAL WHERE fingerprint = 'fp-e2e'").rows[0][0]) == 1, 30)
+    assert wait_until(
+        lambda: (
+            int(
+                client.sql(
+                    "SELECT count() FROM {db}.feedback FINAL WHERE fingerprint = 'fp-e2e'"
+                ).rows[0][0]
+            )
+            == 1
+        ),
+        30,
+    )

@@ -64,6 +64,8 @@ class Reply:
 
 @dataclass(frozen=True)
 class RecordedRequest:
+    """One request as received; header names lower-cased."""
+
     method: str
     path: str
     headers: dict[str, str]
@@ -114,7 +116,9 @@ class FakeLlmServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -164,10 +168,11 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             body = {"_raw": raw.decode("utf-8", "replace")}
         path = self.path.split("?", 1)[0]
+        headers = {name.lower(): value for name, value in self.headers.items()}
         if path not in (OPENAI_PATH, ANTHROPIC_PATH):
             self._send_json(404, {"error": {"message": f"no route {path}"}})
             return
-        reply = self.fake._take(RecordedRequest("POST", path, dict(self.headers.items()), body))
+        reply = self.fake._take(RecordedRequest("POST", path, headers, body))
         if reply.delay_s and self.fake._wait(reply.delay_s):
             return
         anthropic = path == ANTHROPIC_PATH

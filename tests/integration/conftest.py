@@ -47,10 +47,17 @@ def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
-                sys.executable, "-c", "from milvus_lite.cmdline import main; main()",
-                "server", "--data-dir", str(root / "data"),
-                "--host", "127.0.0.1", "--port", str(port),
-            ],  # fmt: skip
+                sys.executable,
+                "-c",
+                "from milvus_lite.cmdline import main; main()",
+                "server",
+                "--data-dir",
+                str(root / "data"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -25,6 +25,7 @@ from schemas.records import (
     LlmUsage,
     MetricEvent,
     PullRequestEvent,
+    Record,
 )
 from sinks.base import BatchBuffer, BufferFullError
 from sinks.clickhouse import DDL_DIR, ClickHouseSink
@@ -176,7 +177,15 @@ def test_every_write_twice_gives_one_row_each(
 
 
 def test_generic_write_groups_by_type_and_refuses_unknown_records(sink: ClickHouseSink) -> None:
-    mixed = [finding(1), metric(1), usage(1), metric(2), feedback(1), pr_event(1), dead_letter(1)]
+    mixed: list[Record] = [
+        finding(1),
+        metric(1),
+        usage(1),
+        metric(2),
+        feedback(1),
+        pr_event(1),
+        dead_letter(1),
+    ]
     sink.write(mixed)
     sink.write(mixed)
     counts = {t: count_final(sink, t) for t in TABLES}
@@ -184,7 +193,7 @@ def test_generic_write_groups_by_type_and_refuses_unknown_records(sink: ClickHou
 
     chunk = CodeChunk("c", "e", "acme", "r", 1, "s", "p", "python", 1, 2, [1], "x", "h", T0)
     with pytest.raises(SinkWriteError) as err:
-        sink.write([chunk])  # type: ignore[list-item]
+        sink.write([chunk])
     assert not err.value.retryable
 
 
@@ -282,7 +291,7 @@ def test_new_migration_applies_and_changed_one_is_refused(tmp_path: Path) -> Non
 def test_bad_records_and_unstarted_sink_are_not_retryable(
     sink: ClickHouseSink, tmp_path: Path
 ) -> None:
-    bad = dataclasses.replace(finding(1), start_line="three")
+    bad = dataclasses.replace(finding(1), start_line="three")  # type: ignore[arg-type]
     with pytest.raises(SinkWriteError) as err:
         sink.write_findings([bad])
     assert not err.value.retryable

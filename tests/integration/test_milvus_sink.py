@@ -24,7 +24,16 @@ from sinks.milvus import MilvusSink, milvus_literal
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 DIM = 16
-TRICKY = ['acme"', 'x" or tenant != "', "back\\slash", "it's", "new\nline", "\\"]
+TRICKY = [
+    'acme"',
+    'x" or tenant != "',
+    "back\\slash",
+    "it's",
+    "new\nline",
+    "tab\tcr\r",
+    "café ✓",
+    "\\",
+]
 
 
 @pytest.fixture(params=["server", "lite"])

@@ -265,9 +265,8 @@ def run_up_in_another_process(state_dir: Path) -> StackInfo:
         ))
         """
     )
-    subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, check=True, timeout=60, capture_output=True
-    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CODEREVIEW_")}
+    subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, check=True, timeout=60)
     info = load_stack_info(state_dir)
     assert info is not None
     return info

@@ -170,3 +170,45 @@ def test_raw_issue_rejects_values_outside_the_vocabulary(kwargs: dict, match: st
     )
     with pytest.raises(ValueError, match=match):
         RawIssue(**{**base, **kwargs})
+
+
+def synthetic_leaks() -> str:
+    """Lines that trip many detect-secrets plugins; tokens are assembled, never committed whole."""
+    alnum = "Zq8Rk2Lm9Xv4Tb7Nc1Hd6Jf3Wp5Ys0Ga"
+    return "\n".join(
+        [
+            "import os",
+            'aws_id = "AKIA' + "IOSFODNN7EXAMPLE" + '"',
+            'gh = "ghp_' + alnum + "abcd" + '"',
+            'slack = "xoxb-' + "1234567890-1234567890123-" + alnum[:24] + '"',
+            'blob = "' + alnum + alnum[::-1] + '"',
+            'digest = "' + "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b" + '"',
+            'url = "https://admin:' + "s3cr3tPassw0rd" + '@db.example.com/x"',
+            "# pragma: allowlist nextline secret",
+            'api_key = "' + alnum + '"',
+            'password = "' + "hunter2-but-longer" + '"  # pragma: allowlist secret',
+            'db_password = "' + "correct-horse-battery" + '"',
+            "server = '" + "203.0.113.77" + "'",
+            "def f(password):",
+            "    return password",
+        ]
+    )
+
+
+def test_secrets_two_pass_scan_matches_the_library_scanner(secrets: SecretsAnalyzer) -> None:
+    """The fast path must report exactly what detect-secrets' own line scanner reports."""
+    from detect_secrets.core.scan import _process_line_based_plugins
+    from detect_secrets.settings import default_settings
+
+    text = synthetic_leaks() + "\n" + (DATA / "settings_leak.py.txt").read_text()
+    with default_settings() as settings:
+        settings.disable_filters("detect_secrets.filters.common.is_invalid_file")
+        lines = list(enumerate(text.split("\n"), start=1))
+        reference = {
+            (s.line_number, f"secrets:{s.type}")
+            for s in _process_line_based_plugins(lines=lines, filename="conf/app.py")
+        }
+    ours = {(i.line, i.rule_id) for i in secrets.analyze({"conf/app.py": text})}
+    assert len(reference) >= 6  # the fixture really trips several plugins
+    assert ours == reference
+    assert not any(line in (9, 10) for line, _ in ours)  # both allowlist pragmas honoured

@@ -23,7 +23,9 @@ PATH = "shop/service.py"
 NOW = 1_700_000_000_000
 
 
-def make_event(before: str, after: str, path: str = PATH, event_id: str = "ev-1") -> PullRequestEvent:
+def make_event(
+    before: str, after: str, path: str = PATH, event_id: str = "ev-1"
+) -> PullRequestEvent:
     diff = "".join(
         difflib.unified_diff(
             before.splitlines(True), after.splitlines(True), f"a/{path}", f"b/{path}"
@@ -49,7 +51,9 @@ def service() -> tuple[PullRequestEvent, list[CodeChunk], list[RawIssue]]:
     before = (DATA / "service_before.py.txt").read_text()
     after = (DATA / "service_after.py.txt").read_text()
     event = make_event(before, after)
-    issues = [i for a in build_analyzers(["ruff", "detect-secrets"]) for i in a.analyze({PATH: after})]
+    issues = [
+        i for a in build_analyzers(["ruff", "detect-secrets"]) for i in a.analyze({PATH: after})
+    ]
     return event, chunk_event(event), issues
 
 
@@ -95,7 +99,9 @@ def test_service_pr_findings_are_complete_records(service) -> None:
     event, chunks, issues = service
     _, findings = triage_event(event, chunks, issues, now_ms=NOW)
     typo = next(f for f in findings if f.rule_id == "ruff:F821")
-    assert typo.fingerprint == fingerprint("acme", "acme/shop", PATH, "    return totl", "ruff:F821")
+    assert typo.fingerprint == fingerprint(
+        "acme", "acme/shop", PATH, "    return totl", "ruff:F821"
+    )
     assert (typo.origin, typo.category, typo.severity) == ("triage", "bug", "HIGH")
     assert (typo.event_id, typo.head_sha, typo.pr_number) == ("ev-1", "abc123", 7)
     assert (typo.created_at_ms, typo.received_at_ms) == (NOW, NOW - 500)
@@ -167,11 +173,14 @@ def test_duplicate_issues_become_one_finding() -> None:
         ("    data = eval(payload)", "eval/exec"),
         ("    subprocess.run(cmd, shell=True)", "shell/subprocess"),
         ("    obj = pickle.loads(blob)", "unsafe deserialization"),
-        ("    cur.execute(f\"SELECT * FROM t WHERE id = {uid}\")", "sql string building"),
-        ("    cur.execute(\"DELETE FROM t WHERE id = %s\" % uid)", "sql string building"),
+        ('    cur.execute(f"SELECT * FROM t WHERE id = {uid}")', "sql string building"),
+        ('    cur.execute("DELETE FROM t WHERE id = %s" % uid)', "sql string building"),
         ("    except Exception: pass", "except: pass"),
         ("    requests.get(url, verify=False)", "tls verification off"),
         ("    # TODO: handle the empty case", "todo/fixme"),
+        ("    if count >= limit:", "condition/control flow"),
+        ("    return items[n - 1]", "index/off-by-one arithmetic"),
+        ("def f(x, y=None):", "signature change"),
     ],
 )
 def test_risky_constructs_on_changed_lines_raise_risk(changed_line: str, construct: str) -> None:
@@ -183,10 +192,30 @@ def test_risky_constructs_on_changed_lines_raise_risk(changed_line: str, constru
     assert risk > base
 
 
+@pytest.mark.parametrize(
+    ("path", "is_test"),
+    [
+        ("tests/unit/test_shop.py", True),
+        ("pkg/test_utils.py", True),
+        ("src/app/handler_test.go", True),
+        ("web/src/cart.spec.ts", True),
+        ("shop/service.py", False),
+        ("shop/contest.py", False),
+        ("attestation/sign.py", False),
+    ],
+)
+def test_test_code_gets_half_the_risk(path: str, is_test: bool) -> None:
+    lines = ["def f():", "    data = eval(payload)", "    return data"]
+    production, _ = score_chunk(make_chunk(1, lines, changed=[2]), [])
+    risk, reasons = score_chunk(make_chunk(1, lines, changed=[2], path=path), [])
+    assert (risk == pytest.approx(production / 2)) is is_test
+    assert ("test code (risk halved)" in reasons) is is_test
+
+
 def test_risky_construct_on_an_unchanged_line_does_not_count() -> None:
-    chunk = make_chunk(1, ["def f():", "    data = eval(payload)", "    return data"], changed=[3])
-    _, reasons = score_chunk(chunk, [])
-    assert not any(r.startswith("construct:") for r in reasons)
+    chunk = make_chunk(1, ["def f():", "    data = eval(payload)", "    x = data"], changed=[3])
+    risk, reasons = score_chunk(chunk, [])
+    assert (risk, reasons) == (0.0, [])
 
 
 def test_risk_stays_in_unit_range_and_grows_with_evidence() -> None:
@@ -209,9 +238,9 @@ def test_style_issues_alone_never_escalate() -> None:
 
 @pytest.mark.parametrize(("threshold", "escalates"), [(0.0, True), (0.49, True), (0.51, False)])
 def test_escalate_threshold(threshold: float, escalates: bool) -> None:
-    chunk = make_chunk(1, ["def f():", "    return g()"], changed=[2])
+    chunk = make_chunk(1, ["def f():", "    x = g()"], changed=[2])
     event = make_event("", chunk.text + "\n")
-    issues = [issue(2, rule="ruff:F821", severity="HIGH")]  # weight 0.5
+    issues = [issue(2, rule="ruff:F821", severity="HIGH")]  # weight 0.5, the only signal
     result, _ = triage_event(event, [chunk], issues, now_ms=NOW, escalate_risk=threshold)
     assert result.chunks[0].escalate is escalates
     assert (result.chunks[0].text != "") is escalates
@@ -221,7 +250,9 @@ def test_code_span_falls_back_to_chunk_text_without_head_file() -> None:
     chunk = make_chunk(10, ["def f(x=[]):", "    return x"], changed=[10])
     event = PullRequestEvent("ev-1", "acme", "github", "acme/shop", 7, "opened", "abc123", "", 1)
     _, [finding] = triage_event(event, [chunk], [issue(10)], now_ms=NOW)
-    assert finding.fingerprint == fingerprint("acme", "acme/shop", PATH, "def f(x=[]):", "ruff:B006")
+    assert finding.fingerprint == fingerprint(
+        "acme", "acme/shop", PATH, "def f(x=[]):", "ruff:B006"
+    )
 
 
 def test_bad_inputs_are_rejected() -> None:

@@ -29,22 +29,79 @@ from schemas.registry import LocalSchemaRegistry
 RELEASED = Path(str(resources.files("schemas") / "avro" / "released"))
 
 SAMPLES = [
-    PullRequestEvent(event_id="e1", tenant="t", source="github", repo="o/r", pr_number=7,
-                     action="opened", head_sha="h", diff="diff --git a/x b/x\n", received_at_ms=1,
-                     files=[FileSnapshot("x.py", "print(1)\n"), FileSnapshot("gone.py", None)]),
-    Finding(fingerprint="f", event_id="e1", tenant="t", repo="o/r", pr_number=7, head_sha="h",
-            path="x.py", start_line=1, end_line=2, rule_id="ruff:F821", category="bug",
-            severity="HIGH", confidence=0.5, message="undefined name", origin="triage",
-            received_at_ms=1, created_at_ms=2, suggestion="--- a\n+++ b\n"),
-    TriageResult(event_id="e1", tenant="t", repo="o/r", pr_number=7, head_sha="h",
-                 chunks=[ChunkVerdict("c", "x.py", "python", 1, 9, 0.75, True, "f", ["eval"], "x")],
-                 received_at_ms=1, triaged_at_ms=3, finding_fingerprints=["f"]),
-    FeedbackEvent(event_id="fb", fingerprint="f", tenant="t", repo="o/r", pr_number=7,
-                  rule_id="ruff:F821", verdict="REJECTED", signal="cli", at_ms=5),
-    MetricEvent(stage="triage", event_id="e1", tenant="t", repo="o/r", pr_number=7,
-                duration_ms=1.5, since_received_ms=20.0, at_ms=9, attrs={"chunks": "2"}),
-    DeadLetter(stage="chunk", error_class="ProcessorError", error="bad diff",
-               original_topic="pr.events", at_ms=3, original_value=b"\x00\xff"),
+    PullRequestEvent(
+        event_id="e1",
+        tenant="t",
+        source="github",
+        repo="o/r",
+        pr_number=7,
+        action="opened",
+        head_sha="h",
+        diff="diff --git a/x b/x\n",
+        received_at_ms=1,
+        files=[FileSnapshot("x.py", "print(1)\n"), FileSnapshot("gone.py", None)],
+    ),
+    Finding(
+        fingerprint="f",
+        event_id="e1",
+        tenant="t",
+        repo="o/r",
+        pr_number=7,
+        head_sha="h",
+        path="x.py",
+        start_line=1,
+        end_line=2,
+        rule_id="ruff:F821",
+        category="bug",
+        severity="HIGH",
+        confidence=0.5,
+        message="undefined name",
+        origin="triage",
+        received_at_ms=1,
+        created_at_ms=2,
+        suggestion="--- a\n+++ b\n",
+    ),
+    TriageResult(
+        event_id="e1",
+        tenant="t",
+        repo="o/r",
+        pr_number=7,
+        head_sha="h",
+        chunks=[ChunkVerdict("c", "x.py", "python", 1, 9, 0.75, True, "f", ["eval"], "x")],
+        received_at_ms=1,
+        triaged_at_ms=3,
+        finding_fingerprints=["f"],
+    ),
+    FeedbackEvent(
+        event_id="fb",
+        fingerprint="f",
+        tenant="t",
+        repo="o/r",
+        pr_number=7,
+        rule_id="ruff:F821",
+        verdict="REJECTED",
+        signal="cli",
+        at_ms=5,
+    ),
+    MetricEvent(
+        stage="triage",
+        event_id="e1",
+        tenant="t",
+        repo="o/r",
+        pr_number=7,
+        duration_ms=1.5,
+        since_received_ms=20.0,
+        at_ms=9,
+        attrs={"chunks": "2"},
+    ),
+    DeadLetter(
+        stage="chunk",
+        error_class="ProcessorError",
+        error="bad diff",
+        original_topic="pr.events",
+        at_ms=3,
+        original_value=b"\x00\xff",
+    ),
 ]
 
 
@@ -57,7 +114,9 @@ def codec(tmp_path: Path) -> AvroCodec:
 def test_dataclass_fields_match_schema(record_type: type) -> None:
     schema = json.loads(load_schema_texts()[record_type.SCHEMA])  # type: ignore[attr-defined]
     assert [f["name"] for f in schema["fields"]] != []
-    assert {f["name"] for f in schema["fields"]} == {f.name for f in dataclasses.fields(record_type)}
+    assert {f["name"] for f in schema["fields"]} == {
+        f.name for f in dataclasses.fields(record_type)
+    }
 
 
 @pytest.mark.parametrize("record", SAMPLES, ids=lambda r: type(r).__name__)
@@ -80,7 +139,7 @@ def test_two_codecs_on_one_registry_agree_on_ids(tmp_path: Path) -> None:
     "data, reason",
     [
         (b"", "too short"),
-        (b"{\"json\": true}", "magic byte"),
+        (b'{"json": true}', "magic byte"),
         (b"\x00\x00\x00\x03\xe7garbage", "not registered"),
     ],
 )
@@ -117,9 +176,19 @@ def test_compatibility_check_catches_a_new_field_without_default() -> None:
 
 
 def test_compatibility_check_catches_a_removed_enum_symbol() -> None:
-    old = json.dumps({"type": "record", "name": "X", "fields": [
-        {"name": "v", "type": {"type": "enum", "name": "V", "symbols": ["A", "B"]}}]})
-    new = json.dumps({"type": "record", "name": "X", "fields": [
-        {"name": "v", "type": {"type": "enum", "name": "V", "symbols": ["A"]}}]})
+    old = json.dumps(
+        {
+            "type": "record",
+            "name": "X",
+            "fields": [{"name": "v", "type": {"type": "enum", "name": "V", "symbols": ["A", "B"]}}],
+        }
+    )
+    new = json.dumps(
+        {
+            "type": "record",
+            "name": "X",
+            "fields": [{"name": "v", "type": {"type": "enum", "name": "V", "symbols": ["A"]}}],
+        }
+    )
     with pytest.raises(SchemaError):
         check_backward(old, new, samples=60)
