@@ -46,6 +46,7 @@ class KafkaSettings(_Section):
     topic_prefix: str = ""
     # noida-db answers empty fetches at once; without a pause idle consumers spin.
     empty_fetch_backoff_ms: int = 25
+    rebalance_timeout_s: float = 15.0
 
 
 class SchemaRegistrySettings(_Section):

@@ -141,6 +141,14 @@ class ManagedProcess:
         if not self._wait_dead(5.0):
             raise StackError(f"{self.name} (pid {self.pid}) survived SIGKILL")
 
+    def kill(self) -> None:
+        """SIGKILL the process group at once: what a crash looks like to the others."""
+        if self.pid is None:
+            return
+        self._signal_group(signal.SIGKILL)
+        if not self._wait_dead(5.0):
+            raise StackError(f"{self.name} (pid {self.pid}) survived SIGKILL")
+
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last ``lines`` lines of the log, or a note that there is none."""
         try:

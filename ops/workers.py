@@ -94,6 +94,23 @@ def start_worker(settings: Settings, name: str, role: str, web_port: int) -> Wor
     return WorkerInfo(name, role, proc.pid, proc.start_time or 0.0, web_port, str(proc.log_path))
 
 
+def restart_worker(settings: Settings, name: str, *, kill: bool = False) -> WorkerInfo:
+    """Stop one worker (SIGKILL with ``kill``: a crash) and start it again on its port."""
+    state_dir = Path(settings.stack.state_dir).resolve()
+    workers = load_workers(state_dir)
+    old = next((w for w in workers if w.name == name), None)
+    if old is None:
+        raise StackError(f"no worker named {name!r} in {state_dir / WORKERS_FILE}")
+    if kill:
+        old.process().kill()
+    else:
+        old.process().stop(timeout_s=20)
+    new = start_worker(settings, old.name, old.role, old.web_port)
+    _write_workers(state_dir, [new if w.name == name else w for w in workers])
+    new.process().wait_ready(partial(worker_healthy, new.url), WORKER_READY_S)
+    return new
+
+
 def stop_platform(settings: Settings) -> None:
     """Stop the workers first (they flush and commit), then the stack. Idempotent."""
     state_dir = Path(settings.stack.state_dir).resolve()

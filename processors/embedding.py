@@ -87,6 +87,7 @@ class MiniLmOnnxEmbedder:
         self._tokenizer: Any = None
         self._session: Any = None
         self._input_names: frozenset[str] = frozenset()
+        self._run_options: Any = None
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
@@ -108,7 +109,7 @@ class MiniLmOnnxEmbedder:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self._session.run(None, feeds)[0]
+        hidden = self._session.run(None, feeds, self._run_options)[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
@@ -141,6 +142,12 @@ class MiniLmOnnxEmbedder:
                     str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
                 )
             self._input_names = frozenset(i.name for i in session.get_inputs())
+            # Every batch has a new shape, and the CPU arena keeps what each one
+            # took: measured 1.7 GB after 311 chunks. Shrinking it after each run
+            # holds the process near 0.5 GB for ~14% less speed.
+            run_options = ort.RunOptions()
+            run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+            self._run_options = run_options
             self._tokenizer = tokenizer
             self._session = session
 

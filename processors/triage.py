@@ -156,6 +156,20 @@ def triage_event(
     return result, list(findings.values())
 
 
+def focus_lines(chunks: Sequence[CodeChunk], *, near_lines: int = 2) -> dict[str, set[int]]:
+    """The lines whose issues can survive triage: changed lines +- ``near_lines``.
+
+    Analyzers that work line by line take this to skip the rest of a file;
+    the result is the same because triage drops every other issue anyway.
+    """
+    focus: dict[str, set[int]] = {}
+    for chunk in chunks:
+        lines = focus.setdefault(chunk.path, set())
+        for line in chunk.changed_lines:
+            lines.update(range(max(1, line - near_lines), line + near_lines + 1))
+    return focus
+
+
 def attribute(issue: RawIssue, chunks: Sequence[CodeChunk], *, near_lines: int) -> CodeChunk | None:
     """The chunk an issue belongs to, or None when it is not near any changed line.
 

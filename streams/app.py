@@ -89,6 +89,10 @@ def create_app(settings: Settings, role: str, endpoints: Endpoints, *, web_port:
         topic_allow_declare=False,  # `codereview up` created every topic with fixed counts
         topic_disable_leader=True,
         broker_session_timeout=6.0,
+        # A rebalance waits up to this long for every member to rejoin; the
+        # embedded broker does not expire a crashed member sooner, so Faust's
+        # default (1000 s) stalled the group for minutes after a SIGKILL.
+        broker_rebalance_timeout=settings.kafka.rebalance_timeout_s,
         producer_acks=-1,
         web_host=settings.worker.web_host,
         web_port=web_port,

@@ -37,13 +37,14 @@ from processors.analysis import build_prompt, findings_from_answer, parse_answer
 from processors.analyzers import Analyzer
 from processors.chunking import chunk_event
 from processors.embedding import Embedder, EmbeddingCache, embed_cached
-from processors.triage import triage_event
+from processors.triage import focus_lines, triage_event
 from providers import LlmProvider
 from providers.pricing import cost_usd
 from schemas.errors import DecodeError
 from schemas.records import (
     CodeChunk,
     FeedbackEvent,
+    Finding,
     LlmUsage,
     PullRequestEvent,
     RawWebhook,
@@ -246,12 +247,12 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
     app.rule_feedback = rule_feedback  # type: ignore[attr-defined]
 
 
-def _triage(deps: PipelineDeps, pr: PullRequestEvent) -> tuple[TriageResult, list]:
+def _triage(deps: PipelineDeps, pr: PullRequestEvent) -> tuple[TriageResult, list[Finding]]:
+    chunks = chunk_event(pr)
     files = {s.path: s.content for s in pr.files if s.content is not None}
-    issues = [issue for analyzer in deps.analyzers for issue in analyzer.analyze(files)]
-    return triage_event(
-        pr, chunk_event(pr), issues, now_ms=now_ms(), escalate_risk=deps.escalate_risk
-    )
+    focus = focus_lines(chunks)
+    issues = [issue for analyzer in deps.analyzers for issue in analyzer.analyze(files, focus)]
+    return triage_event(pr, chunks, issues, now_ms=now_ms(), escalate_risk=deps.escalate_risk)
 
 
 async def _embed_batch(deps: PipelineDeps, chunks: list[CodeChunk]) -> None:

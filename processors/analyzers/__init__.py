@@ -13,7 +13,7 @@ never pays for importing it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,11 +49,19 @@ class RawIssue:
 
 
 class Analyzer(Protocol):
-    """Text in, issues out: ``files`` maps a repo-relative path to its full head text."""
+    """Text in, issues out: ``files`` maps a repo-relative path to its full head text.
+
+    ``focus`` (path -> line numbers) names the only lines whose issues can
+    matter to triage; an analyzer that scans line by line may skip the rest,
+    one that needs whole files (a linter resolving names) ignores it. None
+    means every line.
+    """
 
     name: str
 
-    def analyze(self, files: Mapping[str, str]) -> list[RawIssue]: ...
+    def analyze(
+        self, files: Mapping[str, str], focus: Mapping[str, Collection[int]] | None = None
+    ) -> list[RawIssue]: ...
 
 
 def _ruff() -> Analyzer:

@@ -20,7 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path, PurePosixPath
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -93,7 +93,10 @@ class RuffAnalyzer:
         self._binary = binary or find_ruff_binary()
         self._timeout_s = timeout_s
 
-    def analyze(self, files: Mapping[str, str]) -> list[RawIssue]:
+    def analyze(
+        self, files: Mapping[str, str], focus: Mapping[str, Collection[int]] | None = None
+    ) -> list[RawIssue]:
+        """Whole files always: ruff resolves names across the file, so ``focus`` is ignored."""
         # Written path -> the path as the PR names it (they differ for "./a.py").
         originals: dict[str, str] = {}
         with TemporaryDirectory(prefix="codereview-ruff-") as tmp:

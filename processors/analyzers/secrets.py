@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from detect_secrets.core.potential_secret import PotentialSecret
@@ -61,7 +61,10 @@ class SecretsAnalyzer:
 
     name = "detect-secrets"
 
-    def analyze(self, files: Mapping[str, str]) -> list[RawIssue]:
+    def analyze(
+        self, files: Mapping[str, str], focus: Mapping[str, Collection[int]] | None = None
+    ) -> list[RawIssue]:
+        """Scan every line, or with ``focus`` only those lines (the slow part is per line)."""
         targets = {path: text for path, text in files.items() if text and not _skipped(path)}
         if not targets:
             return []
@@ -71,7 +74,8 @@ class SecretsAnalyzer:
             settings.disable_filters(_ON_DISK_FILTER)
             plugins = get_plugins()
             for path, text in targets.items():
-                for secret in _scan(path, text, plugins):
+                wanted = None if focus is None else set(focus.get(path, ()))
+                for secret in _scan(path, text, plugins, wanted):
                     key = (path, secret.line_number, secret.type)
                     if key in seen:
                         continue
@@ -91,10 +95,14 @@ class SecretsAnalyzer:
         return issues
 
 
-def _scan(path: str, text: str, plugins: Sequence[Any]) -> Iterator[PotentialSecret]:
+def _scan(
+    path: str, text: str, plugins: Sequence[Any], wanted: set[int] | None = None
+) -> Iterator[PotentialSecret]:
     """What detect-secrets' line scanner reports on ``text``, in two passes (see above)."""
     lines = text.split("\n")  # git's line numbering: "\n" only
     for number, line in enumerate(lines, start=1):
+        if wanted is not None and number not in wanted:
+            continue
         if not _has_candidate(path, line.rstrip(), number, plugins):
             continue
         previous = lines[number - 2] if number > 1 else ""

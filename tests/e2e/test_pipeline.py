@@ -236,3 +236,49 @@ def test_feedback_reaches_the_learning_table_and_clickhouse(platform: Platform) 
         ),
         30,
     )
+
+
+def test_a_killed_worker_loses_nothing_and_doubles_nothing(
+    platform: Platform, reader: AvroTopicReader
+) -> None:
+    """SIGKILL one pipeline worker mid-stream, restart it: every PR is reviewed, once."""
+    from ops.workers import restart_worker, wait_until
+
+    tenant = platform.settings.source.tenant
+    prs = platform.golden[14:26]
+    urls = platform.pipeline_urls()
+    for pr in prs[:6]:
+        body, headers = signed_request(webhook_payload(pr, platform.github.url), SECRET)
+        assert post(urls[1] + "/webhooks/github", body, headers) == 202
+    restart_worker(platform.settings, "pipeline-1", kill=True)
+    for pr in prs[6:]:
+        body, headers = signed_request(webhook_payload(pr, platform.github.url), SECRET)
+        assert post(platform.pipeline_urls()[0] + "/webhooks/github", body, headers) == 202
+
+    wanted = {(pr.repo, pr.number) for pr in prs}
+    assert reader.poll_until(
+        lambda r: wanted <= {(t["repo"], t["pr_number"]) for t in r.records[TRIAGED]},
+        timeout_s=180,
+    )
+    expected: set[str] = set()
+    for pr in prs:
+        expected |= expected_review(pr, tenant)[0]
+    published = [
+        f["fingerprint"] for f in reader.records[FINDINGS] if (f["repo"], f["pr_number"]) in wanted
+    ]
+    reader.poll_until(lambda r: set(published) >= expected, timeout_s=20)
+    assert set(published) == expected
+
+    # Redelivery after the crash may repeat a message; the stored rows never double.
+    client = AnalyticsClient(platform.settings, store_url=store_url(platform.settings))
+    if expected:
+        fps = ", ".join(f"'{fp}'" for fp in sorted(expected))
+        sql = (
+            "SELECT count(), uniqExact(fingerprint) FROM {db}.findings FINAL"
+            f" WHERE fingerprint IN ({fps})"
+        )
+        assert wait_until(
+            lambda: tuple(client.sql(sql).rows[0]) == (len(expected), len(expected)), 30
+        )
+    for worker in load_workers(platform.state_dir):
+        assert worker.process().alive(), worker.name

@@ -212,3 +212,20 @@ def test_secrets_two_pass_scan_matches_the_library_scanner(secrets: SecretsAnaly
     assert len(reference) >= 6  # the fixture really trips several plugins
     assert ours == reference
     assert not any(line in (9, 10) for line, _ in ours)  # both allowlist pragmas honoured
+
+
+@pytest.mark.parametrize(
+    ("focus", "expected_lines"),
+    [
+        (None, {4, 6}),
+        ({"pkg/settings_leak.py": {4}}, {4}),
+        ({"pkg/settings_leak.py": {5, 6, 7}}, {6}),
+        ({"pkg/settings_leak.py": {1, 2}}, set()),
+        ({"other.py": {4, 6}}, set()),
+    ],
+)
+def test_secrets_scans_only_the_focus_lines(
+    secrets: SecretsAnalyzer, focus: dict[str, set[int]] | None, expected_lines: set[int]
+) -> None:
+    issues = secrets.analyze(load("settings_leak.py.txt", as_path="pkg/settings_leak.py"), focus)
+    assert {i.line for i in issues} == expected_lines

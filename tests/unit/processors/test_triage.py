@@ -284,3 +284,47 @@ def test_golden_findings_are_all_near_changed_lines() -> None:
         for f in findings:
             assert any((f.path, n) in changed for n in range(f.start_line - 2, f.end_line + 3))
         assert all(0.0 <= v.risk <= 1.0 for v in result.chunks)
+
+
+def test_focus_lines_cover_changed_lines_and_their_neighbours() -> None:
+    from processors.triage import focus_lines
+
+    chunks = [
+        CodeChunk("c1", "e", "t", "r", 1, "h", "a.py", "python", 1, 9, [1, 6], "x", "h1", 0),
+        CodeChunk("c2", "e", "t", "r", 1, "h", "b.py", "python", 1, 9, [4], "x", "h2", 0),
+    ]
+    assert focus_lines(chunks, near_lines=2) == {
+        "a.py": {1, 2, 3, 4, 5, 6, 7, 8},
+        "b.py": {2, 3, 4, 5, 6},
+    }
+    assert focus_lines(chunks, near_lines=0) == {"a.py": {1, 6}, "b.py": {4}}
+
+
+@pytest.mark.skipif(not GOLDEN.exists(), reason="golden cases not present")
+def test_focused_analysis_gives_the_same_findings_as_a_full_scan() -> None:
+    """Skipping lines outside the focus must not change what triage keeps."""
+    from processors.triage import focus_lines
+
+    analyzers = build_analyzers(["ruff", "detect-secrets"])
+    with GOLDEN.open() as fh:
+        cases = [json.loads(line) for _, line in zip(range(40), fh, strict=False)]
+    for case in cases:
+        event = PullRequestEvent(
+            "e",
+            "t",
+            "github",
+            case["repo"],
+            1,
+            "opened",
+            "h",
+            case["diff"],
+            0,
+            files=[FileSnapshot(p, text) for p, text in case["files_after"].items()],
+        )
+        chunks = chunk_event(event)
+        files = {p: text for p, text in case["files_after"].items()}
+        full = [i for a in analyzers for i in a.analyze(files)]
+        focused = [i for a in analyzers for i in a.analyze(files, focus_lines(chunks))]
+        _, expected = triage_event(event, chunks, full, now_ms=0)
+        _, got = triage_event(event, chunks, focused, now_ms=0)
+        assert {f.fingerprint for f in got} == {f.fingerprint for f in expected}, case["id"]
