@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run one Faust worker in the foreground")
     worker.add_argument("--role", choices=("pipeline", "store"), default="pipeline")
     worker.add_argument("--web-port", type=int, default=0)
+    worker.add_argument("--instance", default="", help="stable name: static group membership")
     worker.set_defaults(run=cmd_worker)
 
     replay = sub.add_parser("replay", help="turn commits of a git repository into PR events")
@@ -129,7 +130,11 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     resolved = resolve_endpoints(settings)
     endpoints = Endpoints(kafka_bootstrap=resolved.kafka_bootstrap, milvus_uri=resolved.milvus_uri)
     app = create_app(
-        settings, args.role, endpoints, web_port=args.web_port or settings.worker.web_port
+        settings,
+        args.role,
+        endpoints,
+        web_port=args.web_port or settings.worker.web_port,
+        instance=args.instance,
     )
     # What `faust worker` does before it runs: fires on_worker_init, where sinks start.
     app.finalize()

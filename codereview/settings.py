@@ -47,6 +47,7 @@ class KafkaSettings(_Section):
     # noida-db answers empty fetches at once; without a pause idle consumers spin.
     empty_fetch_backoff_ms: int = 25
     rebalance_timeout_s: float = 15.0
+    commit_interval_s: float = 1.0
 
 
 class SchemaRegistrySettings(_Section):

@@ -85,6 +85,8 @@ def start_worker(settings: Settings, name: str, role: str, web_port: int) -> Wor
         role,
         "--web-port",
         str(web_port),
+        "--instance",
+        name,
     ]
     proc = ManagedProcess(
         name, argv, state_dir / "logs" / f"{name}.log", env=settings_env(settings)

@@ -73,7 +73,9 @@ def app_id_for(settings: Settings, role: str) -> str:
     return settings.worker.app_id if role == "pipeline" else f"{settings.worker.app_id}-{role}"
 
 
-def create_app(settings: Settings, role: str, endpoints: Endpoints, *, web_port: int) -> faust.App:
+def create_app(
+    settings: Settings, role: str, endpoints: Endpoints, *, web_port: int, instance: str = ""
+) -> faust.App:
     if role not in ROLES:
         raise ValueError(f"unknown worker role {role!r}; expected one of {ROLES}")
     app_id = app_id_for(settings, role)
@@ -89,10 +91,15 @@ def create_app(settings: Settings, role: str, endpoints: Endpoints, *, web_port:
         topic_allow_declare=False,  # `codereview up` created every topic with fixed counts
         topic_disable_leader=True,
         broker_session_timeout=6.0,
+        # Offsets are committed this often; the window of work a crash repeats.
+        broker_commit_interval=settings.kafka.commit_interval_s,
         # A rebalance waits up to this long for every member to rejoin; the
         # embedded broker does not expire a crashed member sooner, so Faust's
         # default (1000 s) stalled the group for minutes after a SIGKILL.
         broker_rebalance_timeout=settings.kafka.rebalance_timeout_s,
+        # Static membership: a restarted worker takes over its own slot at once
+        # instead of waiting for the crashed member's session to expire.
+        consumer_group_instance_id=f"{app_id}-{instance}" if instance else None,
         producer_acks=-1,
         web_host=settings.worker.web_host,
         web_port=web_port,

@@ -201,43 +201,6 @@ def test_undecodable_record_goes_to_dlq_and_workers_keep_going(
     )
 
 
-def test_feedback_reaches_the_learning_table_and_clickhouse(platform: Platform) -> None:
-    client = AnalyticsClient(platform.settings, store_url=store_url(platform.settings))
-    body = json.dumps(
-        {
-            "fingerprint": "fp-e2e",
-            "repo": "o/r",
-            "pr_number": 1,
-            "rule_id": "ruff:F821",
-            "verdict": "rejected",
-            "actor": "e2e",
-        }
-    ).encode()
-    url = platform.pipeline_urls()[0] + "/v1/feedback"
-    assert post(url, body, {"Content-Type": "application/json"}) == 202
-    assert post(url, b"{}", {"Content-Type": "application/json"}) == 400
-
-    from ops.workers import wait_until
-
-    def learned() -> list[dict]:
-        return client.sql(
-            "SELECT attrs FROM {db}.stage_metrics FINAL WHERE stage = 'learn' AND repo = 'o/r'"
-        ).as_dicts()
-
-    assert wait_until(lambda: len(learned()) >= 1, 60)
-    assert wait_until(
-        lambda: (
-            int(
-                client.sql(
-                    "SELECT count() FROM {db}.feedback FINAL WHERE fingerprint = 'fp-e2e'"
-                ).rows[0][0]
-            )
-            == 1
-        ),
-        30,
-    )
-
-
 def test_a_killed_worker_loses_nothing_and_doubles_nothing(
     platform: Platform, reader: AvroTopicReader
 ) -> None:
@@ -282,3 +245,40 @@ def test_a_killed_worker_loses_nothing_and_doubles_nothing(
         )
     for worker in load_workers(platform.state_dir):
         assert worker.process().alive(), worker.name
+
+
+def test_feedback_reaches_the_learning_table_and_clickhouse(platform: Platform) -> None:
+    client = AnalyticsClient(platform.settings, store_url=store_url(platform.settings))
+    body = json.dumps(
+        {
+            "fingerprint": "fp-e2e",
+            "repo": "o/r",
+            "pr_number": 1,
+            "rule_id": "ruff:F821",
+            "verdict": "rejected",
+            "actor": "e2e",
+        }
+    ).encode()
+    url = platform.pipeline_urls()[0] + "/v1/feedback"
+    assert post(url, body, {"Content-Type": "application/json"}) == 202
+    assert post(url, b"{}", {"Content-Type": "application/json"}) == 400
+
+    from ops.workers import wait_until
+
+    def learned() -> list[dict]:
+        return client.sql(
+            "SELECT attrs FROM {db}.stage_metrics FINAL WHERE stage = 'learn' AND repo = 'o/r'"
+        ).as_dicts()
+
+    assert wait_until(lambda: len(learned()) >= 1, 60)
+    assert wait_until(
+        lambda: (
+            int(
+                client.sql(
+                    "SELECT count() FROM {db}.feedback FINAL WHERE fingerprint = 'fp-e2e'"
+                ).rows[0][0]
+            )
+            == 1
+        ),
+        30,
+    )
