@@ -60,6 +60,7 @@ def run_demo(
 
 
 def _last_commits_range(repo: Path, commits: int) -> str:
+    """The last ``commits`` first-parent commits; the whole history if it is shorter."""
     out = subprocess.run(
         ["git", "-C", str(repo), "rev-list", "--first-parent", "HEAD"],
         capture_output=True,
@@ -68,10 +69,11 @@ def _last_commits_range(repo: Path, commits: int) -> str:
     if out.returncode != 0:
         raise StackError(f"{repo} is not a git repository: {out.stderr.strip()}")
     revs = out.stdout.split()
-    if len(revs) < 2:
-        raise StackError(f"{repo} has fewer than two commits to replay")
-    base = revs[min(commits, len(revs) - 1)]
-    return f"{base}..{revs[0]}"
+    if not revs:
+        raise StackError(f"{repo} has no commits to replay")
+    if commits >= len(revs):
+        return revs[0]  # a single revision: all of its history, root commit included
+    return f"{revs[commits]}..{revs[0]}"
 
 
 def _replay(settings: Settings, repo: Path, rev_range: str, *, quiet: bool) -> int:

@@ -132,6 +132,8 @@ def triage_event(
         by_path.setdefault(each.path, []).append(each)
     findings: dict[str, Finding] = {}
     for issue in sorted(issues, key=lambda i: (i.path, i.line, i.end_line, i.rule_id)):
+        if issue.rule_id in MUTED_IN_TESTS and is_test_path(issue.path):
+            continue
         chunk = attribute(issue, by_path.get(issue.path, []), near_lines=near_lines)
         if chunk is None:
             continue
@@ -154,6 +156,14 @@ def triage_event(
         finding_fingerprints=list(findings),
     )
     return result, list(findings.values())
+
+
+# Rules that are the point of test code rather than a defect in it: asserts,
+# throwaway passwords and temp paths in fixtures, non-crypto randomness.
+# Reporting them there is the noise reviewers are blamed for.
+MUTED_IN_TESTS = frozenset(
+    {"ruff:S101", "ruff:S105", "ruff:S106", "ruff:S107", "ruff:S108", "ruff:S311"}
+)
 
 
 def focus_lines(chunks: Sequence[CodeChunk], *, near_lines: int = 2) -> dict[str, set[int]]:

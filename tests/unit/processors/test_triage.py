@@ -328,3 +328,20 @@ def test_focused_analysis_gives_the_same_findings_as_a_full_scan() -> None:
         _, expected = triage_event(event, chunks, full, now_ms=0)
         _, got = triage_event(event, chunks, focused, now_ms=0)
         assert {f.fingerprint for f in got} == {f.fingerprint for f in expected}, case["id"]
+
+
+@pytest.mark.parametrize(
+    ("path", "rule_id", "kept"),
+    [
+        ("tests/test_shop.py", "ruff:S101", False),
+        ("shop/test_cart.py", "ruff:S105", False),
+        ("tests/test_shop.py", "ruff:F821", True),
+        ("shop/cart.py", "ruff:S101", True),
+    ],
+)
+def test_test_code_idioms_are_not_findings(path: str, rule_id: str, kept: bool) -> None:
+    chunk = CodeChunk("c", "e", "t", "r", 1, "h", path, "python", 1, 5, [3], "assert x", "h1", 0)
+    event = PullRequestEvent("e", "t", "github", "r", 1, "opened", "h", "", 0)
+    raw = RawIssue(path, 3, 3, rule_id, "security", "LOW", "m")
+    _, findings = triage_event(event, [chunk], [raw], now_ms=0)
+    assert bool(findings) == kept
