@@ -50,8 +50,6 @@ from codereview.settings import (  # noqa: E402
 from ops.stack import create_topics, load_stack_info  # noqa: E402
 from ops.workers import load_workers, start_platform, stop_platform, store_url, wait_until  # noqa: E402
 from processors.chunking import chunk_event  # noqa: E402
-from processors.diff import parse_diff  # noqa: E402
-from schemas.records import FileSnapshot, PullRequestEvent  # noqa: E402
 from streams.app import embedder_from_settings  # noqa: E402
 from streams.topics import PARTITIONS, TopicSpec  # noqa: E402
 from tests.e2e.conftest import AvroTopicReader, end_offsets  # noqa: E402
@@ -98,7 +96,7 @@ def run(settings: Settings, prs: list, api_url: str, args: argparse.Namespace) -
         for w in load_workers(Path(settings.stack.state_dir).resolve())
         if w.role == "pipeline"
     ]
-    expected_chunks = sum(len(chunk_event(_event(pr))) for pr in prs)
+    expected_chunks = sum(len(chunk_event(pr.to_event())) for pr in prs)
     sampler = RssSampler(
         info.pids.values(), [w.pid for w in load_workers(Path(settings.stack.state_dir).resolve())]
     )
@@ -174,22 +172,6 @@ def run(settings: Settings, prs: list, api_url: str, args: argparse.Namespace) -
     }
 
 
-def _event(pr) -> PullRequestEvent:  # type: ignore[no-untyped-def]
-    changed = {f.path for f in parse_diff(pr.diff) if f.status != "deleted" and not f.is_binary}
-    return PullRequestEvent(
-        event_id="bench",
-        tenant="default",
-        source="github",
-        repo=pr.repo,
-        pr_number=pr.number,
-        action="opened",
-        head_sha=pr.head_sha,
-        diff=pr.diff,
-        received_at_ms=0,
-        files=[FileSnapshot(p, pr.files.get(p)) for p in sorted(changed)],
-    )
-
-
 def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     with urllib.request.urlopen(request, timeout=60) as response:
@@ -241,7 +223,7 @@ def relay_rate(bootstrap: str, values: list[bytes]) -> float:
 
 def raw_embed_rate(settings: Settings, prs: list) -> float:
     embedder = embedder_from_settings(settings)
-    texts = [c.text for pr in prs for c in chunk_event(_event(pr))]
+    texts = [c.text for pr in prs for c in chunk_event(pr.to_event())]
     embedder.embed(texts[:2])  # load the model outside the timing
     started = time.perf_counter()
     embedder.embed(texts)

@@ -52,27 +52,29 @@ class Emitter:
     async def metric(
         self,
         stage: str,
+        about: Any,
         *,
-        event_id: str,
-        tenant: str,
-        repo: str,
-        pr_number: int,
         started: float,
-        received_at_ms: int,
         items: int = 0,
         ok: bool = True,
         attrs: dict[str, str] | None = None,
+        received_at_ms: int | None = None,
     ) -> None:
-        """One MetricEvent for a stage; ``started`` is a ``time.perf_counter()``."""
+        """One MetricEvent for a stage's work on ``about`` (any record of one PR).
+
+        ``started`` is a ``time.perf_counter()``; latency since the platform
+        received the PR comes from ``about.received_at_ms`` unless given.
+        """
         end_ms = now_ms()
+        received = about.received_at_ms if received_at_ms is None else received_at_ms
         record = MetricEvent(
             stage=stage,
-            event_id=event_id,
-            tenant=tenant,
-            repo=repo,
-            pr_number=pr_number,
+            event_id=about.event_id,
+            tenant=about.tenant,
+            repo=about.repo,
+            pr_number=about.pr_number,
             duration_ms=(time.perf_counter() - started) * 1000.0,
-            since_received_ms=float(end_ms - received_at_ms),
+            since_received_ms=float(end_ms - received),
             at_ms=end_ms,
             items=items,
             ok=ok,

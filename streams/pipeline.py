@@ -28,7 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import cast
+from typing import TypeVar, cast
 
 import faust
 
@@ -58,6 +58,7 @@ from streams.emitter import Emitter, guarded, now_ms
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 32
+R = TypeVar("R")
 EMBED_WITHIN_S = 0.25
 
 
@@ -93,7 +94,8 @@ def _lower_priority(nice: int) -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
-def _decode(deps: PipelineDeps, event: faust.EventT, kind: type) -> object:
+def _decode(deps: PipelineDeps, event: faust.EventT, kind: type[R]) -> R:
+    """The event's value as a ``kind`` record, or a DecodeError for the dead-letter topic."""
     record = deps.emitter.codec.decode(event.value)
     if not isinstance(record, kind):
         raise DecodeError(f"expected {kind.__name__}, got {type(record).__name__}")
@@ -111,7 +113,6 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
             async def work(event: faust.EventT = event) -> None:
                 started = time.perf_counter()
                 raw = _decode(deps, event, RawWebhook)
-                assert isinstance(raw, RawWebhook)
                 ref = github_events.parse_pull_request(raw.body, tenant=raw.tenant)
                 if ref is None:
                     log.info(
@@ -129,12 +130,8 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
                 await emit.send(ch.events, pr.key, pr)
                 await emit.metric(
                     "normalize",
-                    event_id=pr.event_id,
-                    tenant=pr.tenant,
-                    repo=pr.repo,
-                    pr_number=pr.pr_number,
+                    pr,
                     started=started,
-                    received_at_ms=pr.received_at_ms,
                     items=len(files),
                 )
 
@@ -147,18 +144,13 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
             async def work(event: faust.EventT = event) -> None:
                 started = time.perf_counter()
                 pr = _decode(deps, event, PullRequestEvent)
-                assert isinstance(pr, PullRequestEvent)
                 chunks = chunk_event(pr)
                 for c in chunks:
                     await emit.send(ch.chunks, c.key, c)
                 await emit.metric(
                     "chunk",
-                    event_id=pr.event_id,
-                    tenant=pr.tenant,
-                    repo=pr.repo,
-                    pr_number=pr.pr_number,
+                    pr,
                     started=started,
-                    received_at_ms=pr.received_at_ms,
                     items=len(chunks),
                 )
 
@@ -173,7 +165,6 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
             for event in events:
                 try:
                     record = _decode(deps, event, CodeChunk)
-                    assert isinstance(record, CodeChunk)
                     chunks.append(record)
                 except DecodeError as exc:
                     await emit.dead_letter("embed", exc, event)
@@ -187,7 +178,6 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
             async def work(event: faust.EventT = event) -> None:
                 started = time.perf_counter()
                 pr = _decode(deps, event, PullRequestEvent)
-                assert isinstance(pr, PullRequestEvent)
                 result, findings = await asyncio.to_thread(_triage, deps, pr)
                 for finding in findings:
                     await emit.send(ch.findings, finding.key, finding)
@@ -195,12 +185,8 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
                 escalated = sum(1 for v in result.chunks if v.escalate)
                 await emit.metric(
                     "triage",
-                    event_id=pr.event_id,
-                    tenant=pr.tenant,
-                    repo=pr.repo,
-                    pr_number=pr.pr_number,
+                    pr,
                     started=started,
-                    received_at_ms=pr.received_at_ms,
                     items=len(findings),
                     attrs={"chunks": str(len(result.chunks)), "escalated": str(escalated)},
                 )
@@ -223,15 +209,11 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
             async def work(event: faust.EventT = event) -> None:
                 started = time.perf_counter()
                 fb = _decode(deps, event, FeedbackEvent)
-                assert isinstance(fb, FeedbackEvent)
                 counter = f"{fb.tenant}|{fb.repo}|{fb.rule_id}|{fb.verdict}"
                 rule_feedback[counter] += 1
                 await emit.metric(
                     "learn",
-                    event_id=fb.event_id,
-                    tenant=fb.tenant,
-                    repo=fb.repo,
-                    pr_number=fb.pr_number,
+                    fb,
                     started=started,
                     received_at_ms=fb.at_ms,
                     items=1,
@@ -268,12 +250,8 @@ async def _embed_batch(deps: PipelineDeps, chunks: list[CodeChunk]) -> None:
     first = chunks[0]
     await deps.emitter.metric(
         "embed",
-        event_id=first.event_id,
-        tenant=first.tenant,
-        repo=first.repo,
-        pr_number=first.pr_number,
+        first,
         started=started,
-        received_at_ms=first.received_at_ms,
         items=len(chunks),
         attrs={"embedded": str(embedded), "from_store": str(len(known))},
     )
@@ -282,7 +260,6 @@ async def _embed_batch(deps: PipelineDeps, chunks: list[CodeChunk]) -> None:
 async def _analyze(deps: PipelineDeps, ch: Channels, event: faust.EventT) -> None:
     started = time.perf_counter()
     result = _decode(deps, event, TriageResult)
-    assert isinstance(result, TriageResult)
     escalated = [v for v in result.chunks if v.escalate]
     if not escalated or deps.provider is None:
         return
@@ -336,12 +313,8 @@ async def _analyze(deps: PipelineDeps, ch: Channels, event: faust.EventT) -> Non
         await deps.emitter.send(ch.findings, finding.key, finding)
     await deps.emitter.metric(
         "analyze",
-        event_id=result.event_id,
-        tenant=result.tenant,
-        repo=result.repo,
-        pr_number=result.pr_number,
+        result,
         started=started,
-        received_at_ms=result.received_at_ms,
         items=len(findings),
     )
 

@@ -21,9 +21,7 @@ from ops.stack import load_stack_info
 from ops.workers import load_workers, store_url
 from processors.analyzers import build_analyzers
 from processors.chunking import chunk_event
-from processors.diff import parse_diff
 from processors.triage import triage_event
-from schemas.records import FileSnapshot, PullRequestEvent
 from sinks.kafka import KafkaRecordSink
 from tests.e2e.conftest import SECRET, AvroTopicReader, Platform
 from tests.fakes.github import GoldenPullRequest, signed_request, webhook_payload
@@ -44,19 +42,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> int:
 
 def expected_review(pr: GoldenPullRequest, tenant: str) -> tuple[set[str], set[str]]:
     """(finding fingerprints, chunk ids) the processors produce for this PR."""
-    changed = {f.path for f in parse_diff(pr.diff) if f.status != "deleted" and not f.is_binary}
-    event = PullRequestEvent(
-        event_id="expected",
-        tenant=tenant,
-        source="github",
-        repo=pr.repo,
-        pr_number=pr.number,
-        action="opened",
-        head_sha=pr.head_sha,
-        diff=pr.diff,
-        received_at_ms=0,
-        files=[FileSnapshot(p, pr.files.get(p)) for p in sorted(changed)],
-    )
+    event = pr.to_event(tenant)
     chunks = chunk_event(event)
     files = {s.path: s.content for s in event.files if s.content is not None}
     issues = [i for a in build_analyzers(["ruff", "detect-secrets"]) for i in a.analyze(files)]

@@ -21,6 +21,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from processors.diff import parse_diff
+from schemas.records import FileSnapshot, PullRequestEvent
+
 GOLDEN = Path(__file__).resolve().parents[2] / ".." / "shared" / "golden" / "bugsinpy.jsonl"
 
 
@@ -34,6 +37,24 @@ class GoldenPullRequest:
     diff: str
     files: dict[str, str]
     expected: list[dict]
+
+    def to_event(self, tenant: str = "default", event_id: str = "golden") -> PullRequestEvent:
+        """The PullRequestEvent the normalizer builds for this PR: diff + head files."""
+        changed = {
+            f.path for f in parse_diff(self.diff) if f.status != "deleted" and not f.is_binary
+        }
+        return PullRequestEvent(
+            event_id=event_id,
+            tenant=tenant,
+            source="github",
+            repo=self.repo,
+            pr_number=self.number,
+            action="opened",
+            head_sha=self.head_sha,
+            diff=self.diff,
+            received_at_ms=0,
+            files=[FileSnapshot(p, self.files.get(p)) for p in sorted(changed)],
+        )
 
 
 def load_golden(limit: int | None = None, path: Path = GOLDEN) -> list[GoldenPullRequest]:
