@@ -7,10 +7,14 @@ keeps ``{"schemas": [...], "subjects": {...}}`` in a JSON file guarded by an
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from schemas.errors import SchemaError
 
@@ -87,20 +91,62 @@ class _LockedState:
 
 
 class ConfluentSchemaRegistry:
-    """A Confluent-compatible Schema Registry over HTTP (production)."""
+    """A Confluent-compatible Schema Registry over its REST API (production).
 
-    def __init__(self, url: str) -> None:
-        from confluent_kafka.schema_registry import SchemaRegistryClient
+    Two calls are all the codec needs: register a schema under a subject
+    (``POST /subjects/{subject}/versions``, idempotent: the same schema gets
+    the same id) and fetch a schema by id (``GET /schemas/ids/{id}``). Plain
+    HTTP keeps the confluent-kafka registry extra and its dependencies out.
+    Credentials go in the URL (``https://user:secret@host``) as basic auth.
+    """
 
-        self._client = SchemaRegistryClient({"url": url})
+    def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
+        parts = urllib.parse.urlsplit(url)
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        self._base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        self._auth: str | None = None
+        if parts.username:
+            user = urllib.parse.unquote(parts.username)
+            password = urllib.parse.unquote(parts.password or "")
+            self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._timeout_s = timeout_s
+        self._by_id: dict[int, str] = {}
 
     def register(self, subject: str, schema: str) -> int:
-        from confluent_kafka.schema_registry import Schema
-
-        return int(self._client.register_schema(subject, Schema(schema, "AVRO")))
+        quoted = urllib.parse.quote(subject, safe="")
+        body = {"schema": schema, "schemaType": "AVRO"}
+        answer = self._call("POST", f"/subjects/{quoted}/versions", body)
+        schema_id = int(answer["id"])
+        self._by_id[schema_id] = schema
+        return schema_id
 
     def get(self, schema_id: int) -> str:
-        return str(self._client.get_schema(schema_id).schema_str)
+        if schema_id not in self._by_id:
+            answer = self._call("GET", f"/schemas/ids/{schema_id}", None)
+            self._by_id[schema_id] = str(answer["schema"])
+        return self._by_id[schema_id]
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {
+            "Accept": "application/vnd.schemaregistry.v1+json",
+            "Content-Type": "application/vnd.schemaregistry.v1+json",
+        }
+        if self._auth:
+            headers["Authorization"] = self._auth
+        request = urllib.request.Request(
+            self._base + path, data=data, headers=headers, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
+                return dict(json.loads(response.read()))
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:300]
+            raise SchemaError(f"schema registry {method} {path}: {exc.code} {detail}") from exc
+        except (urllib.error.URLError, TimeoutError) as exc:
+            raise SchemaError(f"schema registry at {self._base} unreachable: {exc}") from exc
 
 
 def _canonical(schema: str) -> str:
