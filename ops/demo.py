@@ -10,6 +10,7 @@ everything it started, whatever happened.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ def run_demo(
 ) -> int:
     repo = (path or Path(__file__).resolve().parents[1]).resolve()
     rev_range = rev_range or _last_commits_range(repo, commits)
+    settings = demo_settings(settings)
     started = time.monotonic()
     say = (lambda *_: None) if as_json else print
     say(f"starting the embedded stack and 2 workers in {settings.stack.state_dir} ...")
@@ -57,6 +59,27 @@ def run_demo(
     finally:
         stop_platform(settings)
         say("stopped the stack and workers")
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The same settings with every store in a fresh ``<state_dir>/demo``.
+
+    The summary must describe this run only, so the demo never reuses the
+    ClickHouse, registry or Faust state of an earlier one.
+    """
+    root = Path(settings.stack.state_dir).resolve() / "demo"
+    if root.exists():
+        shutil.rmtree(root)
+    return settings.model_copy(
+        update={
+            "stack": settings.stack.model_copy(update={"state_dir": root}),
+            "schema_registry": settings.schema_registry.model_copy(
+                update={"local_path": root / "schema-registry.json"}
+            ),
+            "clickhouse": settings.clickhouse.model_copy(update={"chdb_path": root / "chdb"}),
+            "worker": settings.worker.model_copy(update={"data_dir": root / "faust"}),
+        }
+    )
 
 
 def _last_commits_range(repo: Path, commits: int) -> str:
