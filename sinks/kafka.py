@@ -7,6 +7,7 @@ instead of being logged and forgotten.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,8 +30,19 @@ class KafkaRecordSink:
         self._closed = False
 
     def send(self, topic: str, key: str, record: Record) -> None:
+        """Produce one record; like the workers, it starts a trace and names the tenant."""
+        headers: dict[str, str | bytes | None] = {
+            "traceparent": f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+        }
+        tenant = getattr(record, "tenant", "")
+        if tenant:
+            headers["tenant"] = str(tenant)
         self._producer.produce(
-            topic, key=key.encode(), value=self._codec.encode(record), on_delivery=self._delivered
+            topic,
+            key=key.encode(),
+            value=self._codec.encode(record),
+            headers=headers,
+            on_delivery=self._delivered,
         )
         self._producer.poll(0)
 

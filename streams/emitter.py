@@ -45,8 +45,25 @@ class Emitter:
         self.channels = channels
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
-    async def send(self, channel: faust.TopicT, key: str, record: Record) -> None:
-        fut = await channel.send(key=key.encode(), value=self.codec.encode(record))
+    async def send(
+        self,
+        channel: faust.TopicT,
+        key: str,
+        record: Record,
+        *,
+        parent: faust.EventT | None = None,
+    ) -> None:
+        """Send and await the ack; headers carry the tenant and the PR's trace.
+
+        The trace id is born at ingest (or replay) and kept by every record
+        derived from that input (``parent``), each hop with a span id of its own
+        (W3C ``traceparent``), so one PR can be followed across topics.
+        """
+        headers = {"traceparent": child_traceparent(parent).encode()}
+        tenant = getattr(record, "tenant", "")
+        if tenant:
+            headers["tenant"] = str(tenant).encode()
+        fut = await channel.send(key=key.encode(), value=self.codec.encode(record), headers=headers)
         await fut
 
     async def metric(
@@ -87,9 +104,7 @@ class Emitter:
         self, stage: str, exc: BaseException, event: faust.EventT | None, attempt: int = 1
     ) -> None:
         message = event.message if event is not None else None
-        raw_headers: Any = (message.headers or []) if message else []
-        pairs = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
-        headers = {str(k): _text(v) for k, v in pairs}
+        headers = {str(k): _text(v) for k, v in _header_pairs(event)} if event else {}
         headers["error_class"] = type(exc).__name__
         record = DeadLetter(
             stage=stage,
@@ -140,6 +155,24 @@ async def guarded(
             await emitter.dead_letter(stage, exc, event, attempt)
             return False
     return False
+
+
+def child_traceparent(parent: faust.EventT | None) -> str:
+    """A W3C traceparent continuing ``parent``'s trace, or starting a new one."""
+    trace_id = ""
+    if parent is not None:
+        for name, value in _header_pairs(parent):
+            if name == "traceparent":
+                parts = _text(value).split("-")
+                if len(parts) == 4 and len(parts[1]) == 32:
+                    trace_id = parts[1]
+    return f"00-{trace_id or os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+
+
+def _header_pairs(event: faust.EventT) -> list[tuple[str, Any]]:
+    """An event's headers as pairs (Faust gives a list of pairs or a mapping)."""
+    raw: Any = event.message.headers or []
+    return list(raw.items()) if isinstance(raw, dict) else list(raw)
 
 
 def _bytes(value: Any) -> bytes | None:

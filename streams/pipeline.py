@@ -127,7 +127,7 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
                     files=files,
                     received_at_ms=raw.received_at_ms,
                 )
-                await emit.send(ch.events, pr.key, pr)
+                await emit.send(ch.events, pr.key, pr, parent=event)
                 await emit.metric(
                     "normalize",
                     pr,
@@ -146,7 +146,7 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
                 pr = _decode(deps, event, PullRequestEvent)
                 chunks = chunk_event(pr)
                 for c in chunks:
-                    await emit.send(ch.chunks, c.key, c)
+                    await emit.send(ch.chunks, c.key, c, parent=event)
                 await emit.metric(
                     "chunk",
                     pr,
@@ -180,8 +180,8 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
                 pr = _decode(deps, event, PullRequestEvent)
                 result, findings = await asyncio.to_thread(_triage, deps, pr)
                 for finding in findings:
-                    await emit.send(ch.findings, finding.key, finding)
-                await emit.send(ch.triaged, result.key, result)
+                    await emit.send(ch.findings, finding.key, finding, parent=event)
+                await emit.send(ch.triaged, result.key, result, parent=event)
                 escalated = sum(1 for v in result.chunks if v.escalate)
                 await emit.metric(
                     "triage",
@@ -300,7 +300,7 @@ async def _analyze(deps: PipelineDeps, ch: Channels, event: faust.EventT) -> Non
             error=error,
             at_ms=now_ms(),
         )
-        await deps.emitter.send(ch.metrics, "analyze", usage)
+        await deps.emitter.send(ch.metrics, "analyze", usage, parent=event)
     findings = findings_from_answer(
         parse_answer(text),
         prompt_chunks(escalated, prompt.included_chunk_ids),
@@ -310,7 +310,7 @@ async def _analyze(deps: PipelineDeps, ch: Channels, event: faust.EventT) -> Non
         now_ms=now_ms(),
     )
     for finding in findings:
-        await deps.emitter.send(ch.findings, finding.key, finding)
+        await deps.emitter.send(ch.findings, finding.key, finding, parent=event)
     await deps.emitter.metric(
         "analyze",
         result,

@@ -118,6 +118,7 @@ class AvroTopicReader:
                 except Exception:
                     continue
                 record["_timestamp_ms"] = msg.timestamp()[1]
+                record["_headers"] = {k: v.decode() for k, v in (msg.headers() or [])}
                 self.records[topic].append(record)
             if done(self):
                 return True

@@ -110,9 +110,18 @@ def test_webhooks_to_findings_clickhouse_and_milvus(
 
     reader.poll_until(lambda r: published(r) >= expected_fps, timeout_s=30)
     assert published(reader) == expected_fps
+    traces = {
+        (t["repo"], t["pr_number"]): t["_headers"]["traceparent"].split("-")[1]
+        for t in reader.records[TRIAGED]
+    }
     for finding in reader.records[FINDINGS]:
         assert finding["severity"] in ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
         assert finding["received_at_ms"] <= finding["_timestamp_ms"]
+        # Tenant and the PR's trace travel in headers, from the webhook to the finding.
+        assert finding["_headers"]["tenant"] == tenant
+        trace = finding["_headers"]["traceparent"].split("-")[1]
+        assert trace == traces[(finding["repo"], finding["pr_number"])]
+    assert len({traces[k] for k in wanted}) == len(wanted)
 
     # ClickHouse, read back through the store worker while it runs.
     client = AnalyticsClient(platform.settings, store_url=store_url(platform.settings))
