@@ -18,6 +18,7 @@ from processors.scm import (
     bitbucket_dc,
     gerrit,
     gitea,
+    github,
     gitlab,
 )
 from processors.scm.normalized import (
@@ -73,6 +74,7 @@ class SourceSpec:
 
 
 SOURCES: dict[str, SourceSpec] = {
+    "github": SourceSpec("github", github.verify, github.parse, github.timestamp_ms),
     "gitlab": SourceSpec("gitlab", gitlab.verify, gitlab.parse, gitlab.timestamp_ms),
     "bitbucket-cloud": SourceSpec(
         "bitbucket-cloud",

@@ -46,6 +46,7 @@ def test_feedback_signal_rejects_unknown_words(signal: str, verdict: str) -> Non
 
 def test_registry_lists_every_source_under_its_own_name() -> None:
     assert set(SOURCES) == {
+        "github",
         "gitlab",
         "bitbucket-cloud",
         "bitbucket-dc",
