@@ -75,7 +75,10 @@ def main() -> None:
             stack=StackSettings(state_dir=root / "stack"),
             schema_registry=SchemaRegistrySettings(local_path=root / "registry.json"),
             clickhouse=ClickHouseSettings(chdb_path=root / "chdb"),
-            source=SourceSettings(github_api_url=github.url, github_webhook_secret=SECRET.decode()),
+            source=SourceSettings(
+                api_urls={"github": github.url},
+                webhook_secrets={"default/github": [SECRET.decode()]},
+            ),
             worker=WorkerSettings(
                 app_id=f"bench-{uuid.uuid4().hex[:6]}", data_dir=root / "faust", log_level="warning"
             ),

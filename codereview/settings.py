@@ -9,7 +9,9 @@ field can be changed by an environment variable: ``CODEREVIEW_`` + section +
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -110,13 +112,48 @@ class LlmSettings(_Section):
 
 
 class SourceSettings(_Section):
-    """SCM webhooks and REST APIs for the default tenant."""
+    """SCM webhooks in, SCM REST APIs out, per tenant.
+
+    Keys of ``webhook_secrets`` and ``api_tokens`` are ``"tenant/source"``
+    (``"acme/gitlab"``). Each tenant may have TWO active webhook secrets per
+    source, so a secret can be rotated without downtime: add the new one,
+    switch the SCM over, then drop the old one. Set these from the
+    environment as JSON, e.g.
+    ``CODEREVIEW_SOURCE__WEBHOOK_SECRETS='{"acme/github": ["s1", "s2"]}'``.
+    """
 
     tenant: str = "default"
-    github_webhook_secret: SecretStr = SecretStr("dev-secret")
-    github_api_url: str = "https://api.github.com"
-    github_token: SecretStr = SecretStr("")
+    webhook_secrets: dict[str, list[SecretStr]] = Field(
+        default_factory=lambda: {"default/github": [SecretStr("dev-secret")]}
+    )
+    # API keys for the generic ``POST /v1/events`` endpoint, per tenant.
+    api_keys: dict[str, list[SecretStr]] = Field(
+        default_factory=lambda: {"default": [SecretStr("dev-api-key")]}
+    )
+    # REST base URL per source (self-hosted GitLab, Bitbucket DC, Gerrit, ...).
+    api_urls: dict[str, str] = Field(
+        default_factory=lambda: {
+            "github": "https://api.github.com",
+            "gitlab": "https://gitlab.com/api/v4",
+            "bitbucket-cloud": "https://api.bitbucket.org",
+        }
+    )
+    api_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    # Deliveries whose source timestamp is older than this are refused (0: off).
+    replay_window_s: float = 3600.0
+    # A delivery id seen within this long is a redelivery and is dropped.
+    dedupe_ttl_s: float = 86400.0
+    max_body_bytes: int = 25 * 2**20
     fetch_timeout_s: float = 10.0
+
+    def secrets_for(self, tenant: str, source: str) -> list[bytes]:
+        """The active webhook secrets of one tenant's source (at most two are used)."""
+        found = self.webhook_secrets.get(f"{tenant}/{source}", [])
+        return [s.get_secret_value().encode() for s in found[:2] if s.get_secret_value()]
+
+    def token_for(self, tenant: str, source: str) -> str:
+        token = self.api_tokens.get(f"{tenant}/{source}")
+        return token.get_secret_value() if token else ""
 
 
 class WorkerSettings(_Section):
@@ -155,13 +192,23 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
     ``codereview up`` starts workers as processes; handing them this
     environment guarantees they run with exactly the parent's configuration.
+    Mappings and lists travel as JSON, which pydantic-settings parses back.
     """
     env: dict[str, str] = {}
     for section_name in Settings.model_fields:
         section = getattr(settings, section_name)
         for field_name in type(section).model_fields:
-            value = getattr(section, field_name)
-            if isinstance(value, SecretStr):
-                value = value.get_secret_value()
-            env[f"CODEREVIEW_{section_name.upper()}__{field_name.upper()}"] = str(value)
+            value = _plain(getattr(section, field_name))
+            text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+            env[f"CODEREVIEW_{section_name.upper()}__{field_name.upper()}"] = text
     return env
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

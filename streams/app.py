@@ -19,18 +19,20 @@ from typing import Any, cast
 
 import faust
 
-from codereview.settings import Settings
+from codereview.settings import Settings, SourceSettings
 from processors.analyzers import build_analyzers
 from processors.embedding import Embedder, EmbeddingCache, build_embedder
 from providers import build_provider
 from schemas.codec import AvroCodec
+from schemas.errors import ProcessorError
 from schemas.registry import ConfluentSchemaRegistry, LocalSchemaRegistry, SchemaRegistry
 from sinks.clickhouse import ClickHouseSink
 from sinks.milvus import MilvusSink
-from sources.github_api import GitHubApi
+from sources.scm_api import ScmApi, build_scm_api
 from streams.channels import declare_channels
 from streams.emitter import Emitter
 from streams.fetch_backoff import install_empty_fetch_backoff
+from streams.ingest import IngestDeps, register_ingest_agents
 from streams.pipeline import PipelineDeps, register_pipeline_agents
 from streams.store import StoreDeps, register_store_agents
 from streams.topics import PARTITIONS
@@ -67,6 +69,35 @@ def embedder_from_settings(settings: Settings) -> Embedder:
         threads=emb.threads,
         dim=emb.dim,
     )
+
+
+class ScmApis:
+    """One REST client per (source, tenant), built on first use, closed at shutdown."""
+
+    def __init__(self, section: SourceSettings) -> None:
+        self._section = section
+        self._clients: dict[tuple[str, str], ScmApi] = {}
+
+    def get(self, source: str, tenant: str) -> ScmApi:
+        key = (source, tenant)
+        if key not in self._clients:
+            base_url = self._section.api_urls.get(source)
+            if not base_url:
+                raise ProcessorError(
+                    f"no API URL configured for {source} (CODEREVIEW_SOURCE__API_URLS)"
+                )
+            self._clients[key] = build_scm_api(
+                source,
+                base_url=base_url,
+                token=self._section.token_for(tenant, source),
+                timeout_s=self._section.fetch_timeout_s,
+            )
+        return self._clients[key]
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
 
 
 def app_id_for(settings: Settings, role: str) -> str:
@@ -107,6 +138,8 @@ def create_app(
         datadir=str(datadir),
         autodiscover=False,
         consumer_auto_offset_reset="earliest",
+        # SCMs send webhooks of up to 25 MB; aiohttp's default limit is 1 MiB.
+        web_application_options={"client_max_size": settings.source.max_body_bytes},
     )
     channels = declare_channels(app, settings.kafka.topic_prefix)
     emitter = Emitter(AvroCodec(build_registry(settings)), channels)
@@ -125,14 +158,9 @@ def create_app(
             timeout_s=llm.timeout_s,
             max_retries=llm.max_retries,
         )
-        github = GitHubApi(
-            settings.source.github_api_url,
-            settings.source.github_token.get_secret_value(),
-            timeout_s=settings.source.fetch_timeout_s,
-        )
+        apis = ScmApis(settings.source)
         deps = PipelineDeps(
             emitter=emitter,
-            github=github,
             milvus=milvus,
             embedder=embedder,
             embed_cache=EmbeddingCache(emb.cache_size),
@@ -143,14 +171,15 @@ def create_app(
             embed_nice=emb.nice,
         )
         register_pipeline_agents(app, channels, deps)
-        register_ingest_views(
+        register_ingest_agents(
             app,
             channels,
-            emitter,
-            tenant=settings.source.tenant,
-            github_secret=settings.source.github_webhook_secret.get_secret_value().encode(),
+            IngestDeps(
+                emitter=emitter, scm_api=apis.get, dedupe_ttl_s=settings.source.dedupe_ttl_s
+            ),
         )
-        closers += [milvus.close, github.close]
+        register_ingest_views(app, channels, emitter, settings.source)
+        closers += [milvus.close, apis.close]
 
         def start_sinks(app: Any, *_: Any, signal: Any = None, **__: Any) -> None:
             milvus.start()

@@ -19,6 +19,7 @@ import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -35,6 +36,17 @@ MAX_ATTEMPTS = 3
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a metric is about when no record of one PR is at hand (an ignored delivery)."""
+
+    event_id: str
+    tenant: str
+    repo: str
+    pr_number: int
+    received_at_ms: int
 
 
 class Emitter:

@@ -5,7 +5,7 @@ sink or the next topic, emits a metric, and routes failures to the
 dead-letter topic through ``guarded``. Blocking work (linters, the embedding
 model, store clients) runs in a thread so the event loop keeps heartbeating.
 
-    scm.webhooks.raw -> normalize -> pr.events
+    scm.webhooks.raw -> normalize -> pr.events        (streams/ingest.py)
     pr.events  -> chunk  -> pr.chunks -> embed -> Milvus
     pr.events  -> triage -> pr.findings (cheap findings) + pr.triaged
     pr.triaged -> analyze (LLM, when configured) -> pr.findings
@@ -32,7 +32,6 @@ from typing import TypeVar, cast
 
 import faust
 
-from processors import github_events
 from processors.analysis import build_prompt, findings_from_answer, parse_answer
 from processors.analyzers import Analyzer
 from processors.chunking import chunk_event
@@ -47,11 +46,9 @@ from schemas.records import (
     Finding,
     LlmUsage,
     PullRequestEvent,
-    RawWebhook,
     TriageResult,
 )
 from sinks.milvus import MilvusSink
-from sources.github_api import GitHubApi
 from streams.channels import Channels
 from streams.emitter import Emitter, guarded, now_ms
 
@@ -67,7 +64,6 @@ class PipelineDeps:
     """What the pipeline agents need, built once per worker by ``streams.app``."""
 
     emitter: Emitter
-    github: GitHubApi
     milvus: MilvusSink
     embedder: Embedder
     embed_cache: EmbeddingCache
@@ -105,37 +101,6 @@ def _decode(deps: PipelineDeps, event: faust.EventT, kind: type[R]) -> R:
 def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -> None:
     emit = deps.emitter
     rule_feedback = app.Table("rule_feedback", default=int, partitions=ch.feedback.partitions)
-
-    @app.agent(ch.raw, name="normalize")
-    async def normalize(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-
-            async def work(event: faust.EventT = event) -> None:
-                started = time.perf_counter()
-                raw = _decode(deps, event, RawWebhook)
-                ref = github_events.parse_pull_request(raw.body, tenant=raw.tenant)
-                if ref is None:
-                    log.info(
-                        "ignored %s delivery %s (action not reviewed)", raw.source, raw.delivery_id
-                    )
-                    return
-                diff, files = await deps.github.fetch_event_material(ref)
-                pr = github_events.to_event(
-                    ref,
-                    source=raw.source,
-                    diff=diff,
-                    files=files,
-                    received_at_ms=raw.received_at_ms,
-                )
-                await emit.send(ch.events, pr.key, pr, parent=event)
-                await emit.metric(
-                    "normalize",
-                    pr,
-                    started=started,
-                    items=len(files),
-                )
-
-            await guarded(emit, "normalize", event, work)
 
     @app.agent(ch.events, name="chunk")
     async def chunk(stream: faust.StreamT) -> None:

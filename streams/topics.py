@@ -46,7 +46,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
 
 # Faust keeps table changelogs and repartition topics under the app id; they
 # are created up front too, with the same partition count as their source.
-TABLE_NAMES: tuple[str, ...] = ("rule_feedback", "embedded_hashes")
+TABLE_NAMES: tuple[str, ...] = ("rule_feedback", "deliveries")
 
 
 def changelog_topics(app_id: str) -> tuple[TopicSpec, ...]:

@@ -18,7 +18,8 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from processors import github_events
+from codereview.settings import SourceSettings
+from processors.scm import SOURCES, delivery_key, event_name
 from schemas.records import VERDICTS, FeedbackEvent, RawWebhook
 from streams.channels import Channels
 from streams.emitter import Emitter, now_ms
@@ -26,47 +27,58 @@ from streams.store import StoreDeps
 
 log = logging.getLogger(__name__)
 
-KEPT_HEADERS = (
-    "x-github-event",
-    "x-github-delivery",
-    "x-hub-signature-256",
-    "content-type",
-    "user-agent",
-)
+# Headers that carry a credential itself (not a signature over the body) never
+# reach a topic.
+SECRET_HEADERS = frozenset({"authorization", "x-gitlab-token", "x-gerrit-secret", "cookie"})
 
 
 def register_ingest_views(
-    app: faust.App, ch: Channels, emitter: Emitter, *, tenant: str, github_secret: bytes
+    app: faust.App, ch: Channels, emitter: Emitter, sources: SourceSettings
 ) -> None:
-    @app.page("/webhooks/github")
-    class GitHubWebhook(View):
-        async def post(self, request: Request) -> Response:
-            received = now_ms()
-            body = await request.read()
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            if not github_events.verify_signature(
-                github_secret, body, headers.get("x-hub-signature-256")
-            ):
-                return self.json({"error": "bad or missing X-Hub-Signature-256"}, status=401)
-            try:
-                payload = json.loads(body)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                return self.json({"error": f"body is not JSON: {exc}"}, status=400)
-            if not isinstance(payload, dict):
-                return self.json({"error": "body is not a JSON object"}, status=400)
-            event_type = headers.get("x-github-event", "")
-            delivery = headers.get("x-github-delivery") or str(uuid.uuid4())
-            raw = RawWebhook(
-                delivery_id=delivery,
-                source="github",
-                tenant=tenant,
-                event_type=event_type,
-                headers={k: v for k, v in headers.items() if k in KEPT_HEADERS},
-                body=body,
-                received_at_ms=received,
-            )
-            await emitter.send(ch.raw, delivery, raw)
-            return self.json({"accepted": delivery}, status=202)
+    async def ingest(view: View, request: Request, source: str, tenant: str) -> Response:
+        """Authenticate, then append the delivery to scm.webhooks.raw before answering."""
+        received = now_ms()
+        spec = SOURCES.get(source)
+        if spec is None:
+            return view.json({"error": f"unknown source {source!r}"}, status=404)
+        secrets = sources.secrets_for(tenant, source)
+        if not secrets:
+            return view.json({"error": f"no webhook secret for {tenant}/{source}"}, status=401)
+        body = await request.read()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if not spec.verify(headers, body, secrets):
+            return view.json({"error": "signature or token does not match"}, status=401)
+        problem = _not_a_json_object(body)
+        if problem:
+            return view.json({"error": problem}, status=400)
+        stamp = spec.timestamp_ms(headers, body)
+        window_ms = sources.replay_window_s * 1000
+        if window_ms and stamp is not None and received - stamp > window_ms:
+            return view.json({"error": "delivery is older than the replay window"}, status=401)
+        delivery = delivery_key(source, headers, body)
+        raw = RawWebhook(
+            delivery_id=delivery,
+            source=source,
+            tenant=tenant,
+            event_type=event_name(source, headers, body),
+            headers={k: v for k, v in headers.items() if k not in SECRET_HEADERS},
+            body=body,
+            received_at_ms=received,
+        )
+        await emitter.send(ch.raw, delivery, raw)
+        return view.json({"accepted": delivery}, status=202)
+
+    @app.page("/webhooks/{source}/{tenant}")
+    class SourceWebhook(View):
+        async def post(self, request: Request, source: str, tenant: str) -> Response:
+            return await ingest(self, request, source, tenant)
+
+    @app.page("/webhooks/{source}")
+    class DefaultTenantWebhook(View):
+        async def post(self, request: Request, source: str) -> Response:
+            return await ingest(self, request, source, sources.tenant)
+
+    tenant = sources.tenant
 
     @app.page("/v1/feedback")
     class Feedback(View):
@@ -106,6 +118,14 @@ def register_query_view(app: faust.App, deps: StoreDeps) -> None:
             except Exception as exc:  # report the database's own message to the caller
                 return self.json({"error": f"{type(exc).__name__}: {exc}"}, status=400)
             return self.json({"columns": columns, "rows": [_jsonable(r) for r in rows]})
+
+
+def _not_a_json_object(body: bytes) -> str | None:
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"body is not JSON: {exc}"
+    return None if isinstance(payload, dict) else "body is not a JSON object"
 
 
 def _jsonable(row: Any) -> list[Any]:

@@ -8,6 +8,8 @@ on review comments, or the reason the delivery is ignored.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,6 +35,8 @@ __all__ = [
     "SIGNALS",
     "SOURCES",
     "VERDICTS",
+    "delivery_key",
+    "event_name",
     "FeedbackSignal",
     "Normalized",
     "Parser",
@@ -92,3 +96,51 @@ SOURCES: dict[str, SourceSpec] = {
     "gitea": SourceSpec("gitea", gitea.verify, gitea.parse, gitea.timestamp_ms),
     "forgejo": SourceSpec("forgejo", gitea.verify, gitea.parse, gitea.timestamp_ms),
 }
+
+
+# Where each source names its delivery and its event; a redelivery repeats both.
+_DELIVERY_HEADERS = {
+    "github": ("x-github-delivery",),
+    "gitlab": ("x-gitlab-event-uuid", "x-gitlab-webhook-uuid"),
+    "bitbucket-cloud": ("x-request-uuid", "x-hook-uuid"),
+    "bitbucket-dc": ("x-request-id",),
+    "gitea": ("x-gitea-delivery",),
+    "forgejo": ("x-forgejo-delivery", "x-gitea-delivery"),
+}
+_EVENT_HEADERS = {
+    "github": ("x-github-event",),
+    "gitlab": ("x-gitlab-event",),
+    "bitbucket-cloud": ("x-event-key",),
+    "bitbucket-dc": ("x-event-key",),
+    "gitea": ("x-gitea-event",),
+    "forgejo": ("x-forgejo-event", "x-gitea-event"),
+}
+
+
+def delivery_key(source: str, headers: Mapping[str, str], body: bytes) -> str:
+    """The id that makes a redelivery recognisable: the vendor's, else a body digest.
+
+    Azure DevOps and Gerrit send no delivery header; their redeliveries repeat
+    the body byte for byte, so its digest serves. Prefixed by source so two
+    vendors' ids never collide.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name in _DELIVERY_HEADERS.get(source, ()):
+        if lowered.get(name):
+            return f"{source}:{lowered[name]}"
+    return f"{source}:{hashlib.sha256(body).hexdigest()}"
+
+
+def event_name(source: str, headers: Mapping[str, str], body: bytes) -> str:
+    """The source's event name, from its header or (Azure, Gerrit) the body's type."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name in _EVENT_HEADERS.get(source, ()):
+        if lowered.get(name):
+            return lowered[name]
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return ""
+    if isinstance(payload, dict):
+        return str(payload.get("eventType") or payload.get("type") or "")
+    return ""

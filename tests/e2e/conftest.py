@@ -59,7 +59,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             stack=StackSettings(state_dir=root / "stack"),
             schema_registry=SchemaRegistrySettings(local_path=root / "registry.json"),
             clickhouse=ClickHouseSettings(chdb_path=root / "chdb", flush_interval_s=0.3),
-            source=SourceSettings(github_api_url=github.url, github_webhook_secret=SECRET.decode()),
+            source=SourceSettings(
+                api_urls={"github": github.url},
+                webhook_secrets={"default/github": [SECRET.decode()]},
+            ),
             worker=WorkerSettings(app_id=f"cr-e2e-{uuid.uuid4().hex[:6]}", data_dir=root / "faust"),
         )
         start_platform(settings, workers=2)

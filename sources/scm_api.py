@@ -1,0 +1,227 @@
+"""The read side of every SCM behind one Protocol, and the pieces they share.
+
+An ingest agent holds an ``ScmApi`` built by ``build_scm_api(source, ...)``
+and never branches on vendors: each client returns the PR's unified diff and
+the head text of the files it changes.
+
+Large diffs: a client keeps whole files, in diff order, while they fit in
+``max_diff_bytes`` and then appends one marker line
+``# codereview: diff truncated: N files omitted`` (``TRUNCATION_MARKER``).
+The same marker is appended when the SCM itself says it cut the diff (GitLab
+``overflow``/``too_large``, GitHub's 406). A diff is never cut silently, and
+never mid-file: a half hunk would not parse. ``split_truncation_marker``
+gives back the plain diff and the omitted count for ``parse_diff``.
+
+Clients import the helpers below, so the registry imports the clients
+lazily inside ``build_scm_api`` (a top-level import would be circular).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+from processors.diff import parse_diff
+from processors.github_events import PullRequestRef
+from schemas.records import FileSnapshot
+
+MAX_DIFF_BYTES = 5_000_000
+MAX_FILE_BYTES = 1_000_000
+TRUNCATION_MARKER = "# codereview: diff truncated: {omitted} files omitted"
+SOURCES = (
+    "github",
+    "gitlab",
+    "bitbucket-cloud",
+    "bitbucket-dc",
+    "azure-devops",
+    "gerrit",
+    "gitea",
+    "forgejo",
+)
+
+_MARKER_RE = re.compile(r"^# codereview: diff truncated: (\d+) files omitted$", re.MULTILINE)
+
+
+class ScmApi(Protocol):
+    """Reads what a review needs about one PR from one SCM."""
+
+    async def fetch_event_material(self, ref: PullRequestRef) -> tuple[str, list[FileSnapshot]]:
+        """The unified diff of ``ref`` and the head snapshots of the files it changes."""
+        ...
+
+    async def close(self) -> None:
+        """Release the HTTP session; safe to call twice."""
+        ...
+
+
+def build_scm_api(source: str, *, base_url: str, token: str, timeout_s: float = 10.0) -> ScmApi:
+    """The client for ``source`` (one of ``SOURCES``); ``ValueError`` for an unknown one.
+
+    ``base_url`` is the server root for every source except GitHub (its API
+    root, as ``GitHubApi`` has always taken) and Azure DevOps (the
+    organization URL, ``https://dev.azure.com/<org>``).
+    """
+    if source == "github":
+        from sources.github_api import GitHubApi
+
+        return GitHubApi(base_url, token, timeout_s=timeout_s)
+    if source == "gitlab":
+        from sources.gitlab_api import GitLabApi
+
+        return GitLabApi(base_url, token, timeout_s=timeout_s)
+    if source == "bitbucket-cloud":
+        from sources.bitbucket_cloud_api import BitbucketCloudApi
+
+        return BitbucketCloudApi(base_url, token, timeout_s=timeout_s)
+    if source == "bitbucket-dc":
+        from sources.bitbucket_dc_api import BitbucketDcApi
+
+        return BitbucketDcApi(base_url, token, timeout_s=timeout_s)
+    if source == "azure-devops":
+        from sources.azure_devops_api import AzureDevOpsApi
+
+        return AzureDevOpsApi(base_url, token, timeout_s=timeout_s)
+    if source == "gerrit":
+        from sources.gerrit_api import GerritApi
+
+        return GerritApi(base_url, token, timeout_s=timeout_s)
+    if source in ("gitea", "forgejo"):
+        from sources.gitea_api import GiteaApi
+
+        return GiteaApi(base_url, token, timeout_s=timeout_s)
+    raise ValueError(f"unknown SCM source {source!r}; expected one of {', '.join(SOURCES)}")
+
+
+def split_file_sections(diff: str) -> list[str]:
+    """The per-file sections of a git diff (each starts at ``diff --git``), text kept."""
+    sections: list[str] = []
+    current: list[str] = []
+    for line in diff.splitlines(keepends=True):
+        if line.startswith("diff --git ") and current:
+            sections.append("".join(current))
+            current = []
+        current.append(line)
+    if current:
+        sections.append("".join(current))
+    return sections
+
+
+def limit_diff(sections: Sequence[str], *, max_bytes: int, omitted: int = 0) -> str:
+    """Whole sections, in order, while they fit in ``max_bytes``, then the marker.
+
+    ``omitted`` counts files the SCM already left out; when it or the cut is
+    non-zero the diff ends with ``TRUNCATION_MARKER``.
+    """
+    kept: list[str] = []
+    size = 0
+    for index, section in enumerate(sections):
+        section_bytes = len(section.encode("utf-8"))
+        if size + section_bytes > max_bytes:
+            omitted += len(sections) - index
+            break
+        kept.append(section if section.endswith("\n") else section + "\n")
+        size += section_bytes
+    diff = "".join(kept)
+    if omitted:
+        diff += TRUNCATION_MARKER.format(omitted=omitted) + "\n"
+    return diff
+
+
+def split_truncation_marker(diff: str) -> tuple[str, int]:
+    """``(diff without the marker line, files omitted)``; 0 when it is complete."""
+    match = _MARKER_RE.search(diff)
+    if match is None:
+        return diff, 0
+    return diff[: match.start()] + diff[match.end() :].lstrip("\n"), int(match.group(1))
+
+
+def decode_text(body: bytes) -> str | None:
+    """``body`` as text, or None when it is binary (a NUL byte) or not UTF-8."""
+    if b"\0" in body:
+        return None
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+async def fetch_snapshots(
+    diff: str,
+    read: Callable[[str], Awaitable[str | None]],
+    *,
+    max_concurrency: int = 4,
+) -> list[FileSnapshot]:
+    """Head snapshots of the files ``diff`` changes, ``read`` fetching each text.
+
+    Deleted, binary and hunk-less files (pure renames, mode changes) are not
+    fetched: no chunk would use them. Raises ``ProcessorError`` if the diff
+    does not parse, which is a bug in the client or the SCM, not a retry.
+    """
+    plain, _ = split_truncation_marker(diff)
+    paths = [
+        file_diff.path
+        for file_diff in parse_diff(plain)
+        if file_diff.status != "deleted" and not file_diff.is_binary and file_diff.hunks
+    ]
+    semaphore = asyncio.Semaphore(max_concurrency)
+
+    async def fetch(path: str) -> FileSnapshot:
+        async with semaphore:
+            return FileSnapshot(path, await read(path))
+
+    tasks = [asyncio.ensure_future(fetch(path)) for path in dict.fromkeys(paths)]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def render_file_diff(
+    old_path: str | None,
+    new_path: str | None,
+    old_text: str | None,
+    new_text: str | None,
+    *,
+    binary: bool = False,
+) -> str:
+    """One file's ``git diff`` section from both sides' text (None: that side is absent).
+
+    For SCMs without a unified diff endpoint (Azure DevOps) or whose per-file
+    contents are easier to read than their patch. Three lines of context,
+    ``\\ No newline at end of file`` where git would write it.
+    """
+    a_path = old_path or new_path or ""
+    b_path = new_path or old_path or ""
+    lines = [f"diff --git a/{a_path} b/{b_path}\n"]
+    if old_path is None:
+        lines.append("new file mode 100644\n")
+    elif new_path is None:
+        lines.append("deleted file mode 100644\n")
+    elif old_path != new_path:
+        lines += [f"rename from {old_path}\n", f"rename to {new_path}\n"]
+    if binary:
+        lines.append(f"Binary files a/{a_path} and b/{b_path} differ\n")
+        return "".join(lines)
+    old_lines = (old_text or "").splitlines(keepends=True)
+    new_lines = (new_text or "").splitlines(keepends=True)
+    hunks = list(
+        difflib.unified_diff(
+            old_lines,
+            new_lines,
+            fromfile=f"a/{a_path}" if old_path is not None else "/dev/null",
+            tofile=f"b/{b_path}" if new_path is not None else "/dev/null",
+            n=3,
+        )
+    )
+    for line in hunks:
+        if line.endswith("\n"):
+            lines.append(line)
+        else:
+            lines.append(line + "\n\\ No newline at end of file\n")
+    return "".join(lines)
