@@ -7,6 +7,7 @@
     codereview replay PATH --range A..B      commits -> PR events
     codereview feedback FINGERPRINT --verdict accepted|rejected ...
     codereview analytics [NAME | --sql SQL] [--json]
+    codereview dlq replay [--stage S]  dead letters back to their topics
     codereview demo                  up, replay real history, summary, down
 
 Settings come from ``CODEREVIEW_*`` environment variables (see
@@ -78,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
     fb.add_argument("--rule", required=True)
     fb.add_argument("--actor", default="cli")
     fb.set_defaults(run=cmd_feedback)
+
+    dlq = sub.add_parser("dlq", help="dead letters")
+    dlq_sub = dlq.add_subparsers(required=True, metavar="ACTION")
+    replay_dlq = dlq_sub.add_parser("replay", help="send dead letters back to their topics")
+    replay_dlq.add_argument("--stage", default=None, help="only this stage's dead letters")
+    replay_dlq.add_argument("--dry-run", action="store_true")
+    replay_dlq.add_argument("--json", action="store_true")
+    replay_dlq.set_defaults(run=cmd_dlq_replay)
 
     an = sub.add_parser("analytics", help="named queries or SQL, answered while workers run")
     an.add_argument("name", nargs="?", default="summary")
@@ -195,6 +204,24 @@ def cmd_feedback(settings: Settings, args: argparse.Namespace) -> int:
     sink.send(settings.kafka.topic_prefix + FEEDBACK.name, event.key, event)
     sink.close()
     print(f"feedback {event.event_id} sent")
+    return 0
+
+
+def cmd_dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from ops.dlq import replay_dead_letters
+
+    report = replay_dead_letters(settings, stage=args.stage, dry_run=args.dry_run)
+    _print(
+        asdict(report),
+        args.json,
+        lambda r: (
+            f"replayed {r['replayed']} dead letters {r['by_stage']}"
+            f"{' (dry run)' if args.dry_run else ''}; skipped {r['skipped']}, "
+            f"undecodable {r['undecodable']}"
+        ),
+    )
     return 0
 
 

@@ -72,8 +72,7 @@ class GitLabApi:
     async def file_content(self, repo: str, path: str, ref: str) -> str | None:
         """The text of ``path`` at ``ref``; None when absent, binary or too large."""
         response = await self.http.get(
-            f"/api/v4/projects/{quote(repo, safe='')}/repository/files/"
-            f"{quote(path, safe='')}/raw",
+            f"/api/v4/projects/{quote(repo, safe='')}/repository/files/{quote(path, safe='')}/raw",
             params={"ref": ref},
             missing_ok=True,
             max_bytes=self._max_file_bytes,

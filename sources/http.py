@@ -251,9 +251,7 @@ class ApiClient:
         if rate_limited:
             if retry_after is not None:
                 return max(retry_after, 0.0)
-            reset = _parse_epoch(
-                headers.get("X-RateLimit-Reset") or headers.get("RateLimit-Reset")
-            )
+            reset = _parse_epoch(headers.get("X-RateLimit-Reset") or headers.get("RateLimit-Reset"))
             if reset is not None:
                 return max(reset - self._clock(), 0.0)
             return self._backoff(attempt)

@@ -29,6 +29,9 @@ from ops.workers import load_workers, start_platform, stop_platform
 from tests.fakes.github import GOLDEN, FakeGitHubApi, GoldenPullRequest, load_golden
 
 SECRET = b"e2e-webhook-secret"
+# The secret being rotated in: both are active at once.
+NEXT_SECRET = b"e2e-webhook-secret-next"
+MAX_BODY = 2 * 2**20
 
 
 @dataclass
@@ -60,8 +63,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             schema_registry=SchemaRegistrySettings(local_path=root / "registry.json"),
             clickhouse=ClickHouseSettings(chdb_path=root / "chdb", flush_interval_s=0.3),
             source=SourceSettings(
-                api_urls={"github": github.url},
-                webhook_secrets={"default/github": [SECRET.decode()]},
+                api_urls={"github": github.url, "gitea": github.url},
+                webhook_secrets={
+                    "default/github": [SECRET.decode(), NEXT_SECRET.decode()],
+                    "acme/github": [SECRET.decode()],
+                },
+                max_body_bytes=MAX_BODY,
             ),
             worker=WorkerSettings(app_id=f"cr-e2e-{uuid.uuid4().hex[:6]}", data_dir=root / "faust"),
         )

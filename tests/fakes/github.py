@@ -137,6 +137,8 @@ class FakeGitHubApi:
 
     prs: dict[tuple[str, int], GoldenPullRequest] = field(default_factory=dict)
     requests: int = 0
+    # Repos whose calls answer 500, to make a fetch fail on purpose.
+    failing: set[str] = field(default_factory=set)
     port: int = 0
 
     def add(self, pr: GoldenPullRequest) -> None:
@@ -180,6 +182,8 @@ class FakeGitHubApi:
     def _find(self, request: web.Request) -> GoldenPullRequest | None:
         self.requests += 1
         repo = f"{request.match_info['owner']}/{request.match_info['name']}"
+        if repo in self.failing:
+            raise web.HTTPInternalServerError(text="injected failure")
         number = int(request.match_info.get("number", 0) or 0)
         if number:
             return self.prs.get((repo, number))
