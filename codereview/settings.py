@@ -134,7 +134,7 @@ class SourceSettings(_Section):
     api_urls: dict[str, str] = Field(
         default_factory=lambda: {
             "github": "https://api.github.com",
-            "gitlab": "https://gitlab.com/api/v4",
+            "gitlab": "https://gitlab.com",
             "bitbucket-cloud": "https://api.bitbucket.org",
         }
     )

@@ -123,12 +123,30 @@ class FileDiff:
         return sorted(anchors)
 
 
+TRUNCATION_MARKER = "# codereview: diff truncated: {omitted} files omitted"
+_TRUNCATION_RE = re.compile(r"^# codereview: diff truncated: (\d+) files omitted$", re.MULTILINE)
+
+
+def split_truncation_marker(diff: str) -> tuple[str, int]:
+    """``(diff without our truncation marker line, files omitted)``; 0 when complete.
+
+    SCM clients never cut a diff silently: when one is too large they keep
+    whole files and append this marker line, which is ours, not git's.
+    """
+    match = _TRUNCATION_RE.search(diff)
+    if match is None:
+        return diff, 0
+    return diff[: match.start()] + diff[match.end() :].lstrip("\n"), int(match.group(1))
+
+
 def parse_diff(text: str) -> list[FileDiff]:
     """Parse a unified diff into one ``FileDiff`` per file, in diff order.
 
     Raises ``ProcessorError`` naming the offending line when the text is not
-    a unified diff. Empty (or blank) text is an empty diff.
+    a unified diff. Empty (or blank) text is an empty diff. Our truncation
+    marker (see ``split_truncation_marker``) is accepted and skipped.
     """
+    text, _ = split_truncation_marker(text)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()

@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-from processors.diff import parse_diff
+from processors.diff import TRUNCATION_MARKER, parse_diff, split_truncation_marker
 from processors.github_events import PullRequestRef
 from schemas.records import FileSnapshot
 
 MAX_DIFF_BYTES = 5_000_000
 MAX_FILE_BYTES = 1_000_000
-TRUNCATION_MARKER = "# codereview: diff truncated: {omitted} files omitted"
 SOURCES = (
     "github",
     "gitlab",
@@ -41,8 +39,6 @@ SOURCES = (
     "gitea",
     "forgejo",
 )
-
-_MARKER_RE = re.compile(r"^# codereview: diff truncated: (\d+) files omitted$", re.MULTILINE)
 
 
 class ScmApi(Protocol):
@@ -128,14 +124,6 @@ def limit_diff(sections: Sequence[str], *, max_bytes: int, omitted: int = 0) -> 
     if omitted:
         diff += TRUNCATION_MARKER.format(omitted=omitted) + "\n"
     return diff
-
-
-def split_truncation_marker(diff: str) -> tuple[str, int]:
-    """``(diff without the marker line, files omitted)``; 0 when it is complete."""
-    match = _MARKER_RE.search(diff)
-    if match is None:
-        return diff, 0
-    return diff[: match.start()] + diff[match.end() :].lstrip("\n"), int(match.group(1))
 
 
 def decode_text(body: bytes) -> str | None:

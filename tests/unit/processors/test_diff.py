@@ -161,3 +161,17 @@ def test_parses_every_golden_diff_and_matches_head_files() -> None:
                 for line_no, text in hunk.head_lines():
                     assert head[line_no - 1] == text, (case["id"], file_diff.path, line_no)
     assert parsed_files > 200
+
+
+def test_truncation_marker_is_skipped_and_counted() -> None:
+    from processors.diff import TRUNCATION_MARKER, split_truncation_marker
+
+    diff = (
+        "diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n"
+        + TRUNCATION_MARKER.format(omitted=3)
+        + "\n"
+    )
+    [only] = parse_diff(diff)
+    assert only.path == "x.py" and only.added_lines == [1]
+    assert split_truncation_marker(diff)[1] == 3
+    assert split_truncation_marker("diff --git a/x b/x\n")[1] == 0
