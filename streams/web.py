@@ -10,6 +10,7 @@ worker owns, so analysts and tools can query while the pipeline runs.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import uuid
@@ -19,7 +20,9 @@ import faust
 from faust.web import Request, Response, View
 
 from codereview.settings import SourceSettings
+from processors.generic_events import parse_generic_event
 from processors.scm import SOURCES, delivery_key, event_name
+from schemas.errors import ProcessorError
 from schemas.records import VERDICTS, FeedbackEvent, RawWebhook
 from streams.channels import Channels
 from streams.emitter import Emitter, now_ms
@@ -80,6 +83,25 @@ def register_ingest_views(
 
     tenant = sources.tenant
 
+    @app.page("/v1/events")
+    class GenericEvents(View):
+        """Already-normalized PR events, for SCMs without a source of their own."""
+
+        async def post(self, request: Request) -> Response:
+            received = now_ms()
+            key = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            owner = tenant_for_api_key(sources, key)
+            if owner is None:
+                return self.json({"error": "missing or unknown API key"}, status=401)
+            try:
+                event = parse_generic_event(
+                    await request.read(), tenant=owner, received_at_ms=received
+                )
+            except ProcessorError as exc:
+                return self.json({"error": str(exc)}, status=400)
+            await emitter.send(ch.events, event.key, event)
+            return self.json({"accepted": event.event_id}, status=202)
+
     @app.page("/v1/feedback")
     class Feedback(View):
         async def post(self, request: Request) -> Response:
@@ -120,9 +142,20 @@ def register_query_view(app: faust.App, deps: StoreDeps) -> None:
             return self.json({"columns": columns, "rows": [_jsonable(r) for r in rows]})
 
 
+def tenant_for_api_key(sources: SourceSettings, key: str) -> str | None:
+    """The tenant whose API key this is; every key is compared in constant time."""
+    found = None
+    for owner, keys in sources.api_keys.items():
+        for candidate in keys:
+            secret = candidate.get_secret_value()
+            if secret and key and hmac.compare_digest(secret.encode(), key.encode()):
+                found = owner
+    return found
+
+
 def _not_a_json_object(body: bytes) -> str | None:
     try:
-        payload = json.loads(body)
+        payload = json.loads(body.decode("utf-8"))  # JSON on the wire is UTF-8 (RFC 8259)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return f"body is not JSON: {exc}"
     return None if isinstance(payload, dict) else "body is not a JSON object"

@@ -26,7 +26,9 @@ from codereview.settings import (
     WorkerSettings,
 )
 from ops.workers import load_workers, start_platform, stop_platform
-from tests.fakes.github import GOLDEN, FakeGitHubApi, GoldenPullRequest, load_golden
+from sources.scm_api import SOURCES as SCM_SOURCES
+from tests.fakes.github import GOLDEN, GoldenPullRequest, load_golden
+from tests.fakes.scm_servers import FakeScmServers
 
 SECRET = b"e2e-webhook-secret"
 # The secret being rotated in: both are active at once.
@@ -37,9 +39,12 @@ MAX_BODY = 2 * 2**20
 @dataclass
 class Platform:
     settings: Settings
-    github: FakeGitHubApi
+    github: FakeScmServers
     golden: list[GoldenPullRequest]
     bootstrap: str
+
+    def __repr__(self) -> str:  # the golden data inside would flood test reports
+        return f"Platform({self.state_dir})"
 
     @property
     def state_dir(self) -> Path:
@@ -55,7 +60,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         pytest.skip(f"golden cases not found at {GOLDEN}")
     root = tmp_path_factory.mktemp("platform")
     golden = load_golden(limit=40)
-    with FakeGitHubApi() as github:
+    with FakeScmServers() as github:
         for pr in golden:
             github.add(pr)
         settings = Settings(
@@ -63,10 +68,20 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             schema_registry=SchemaRegistrySettings(local_path=root / "registry.json"),
             clickhouse=ClickHouseSettings(chdb_path=root / "chdb", flush_interval_s=0.3),
             source=SourceSettings(
-                api_urls={"github": github.url, "gitea": github.url},
+                # Every source's API is served by the one fake; Azure DevOps
+                # takes the organization URL, the others the server root.
+                api_urls={
+                    **{source: github.url for source in SCM_SOURCES},
+                    "azure-devops": github.azure_url,
+                },
                 webhook_secrets={
                     "default/github": [SECRET.decode(), NEXT_SECRET.decode()],
                     "acme/github": [SECRET.decode()],
+                    **{
+                        f"default/{source}": [SECRET.decode()]
+                        for source in SCM_SOURCES
+                        if source != "github"
+                    },
                 },
                 max_body_bytes=MAX_BODY,
             ),
