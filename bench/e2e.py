@@ -38,15 +38,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.stack_settings import bench_settings  # noqa: E402
 from codereview.analytics import AnalyticsClient  # noqa: E402
-from codereview.settings import (  # noqa: E402
-    ClickHouseSettings,
-    SchemaRegistrySettings,
-    Settings,
-    SourceSettings,
-    StackSettings,
-    WorkerSettings,
-)
+from codereview.settings import Settings  # noqa: E402
 from ops.stack import create_topics, load_stack_info  # noqa: E402
 from ops.workers import load_workers, start_platform, stop_platform, store_url, wait_until  # noqa: E402
 from processors.chunking import chunk_event  # noqa: E402
@@ -71,18 +65,7 @@ def main() -> None:
     with FakeGitHubApi() as github:
         for pr in prs:
             github.add(pr)
-        settings = Settings(
-            stack=StackSettings(state_dir=root / "stack"),
-            schema_registry=SchemaRegistrySettings(local_path=root / "registry.json"),
-            clickhouse=ClickHouseSettings(chdb_path=root / "chdb"),
-            source=SourceSettings(
-                api_urls={"github": github.url},
-                webhook_secrets={"default/github": [SECRET.decode()]},
-            ),
-            worker=WorkerSettings(
-                app_id=f"bench-{uuid.uuid4().hex[:6]}", data_dir=root / "faust", log_level="warning"
-            ),
-        )
+        settings = bench_settings(root, api_url=github.url, secret=SECRET, name="bench")
         start_platform(settings, workers=2)
         try:
             result = run(settings, prs, github.url, args)

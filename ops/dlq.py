@@ -33,6 +33,7 @@ class ReplayReport:
     skipped: int = 0
     undecodable: int = 0
     by_stage: dict[str, int] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)  # original keys replayed, in order
 
 
 def replay_dead_letters(
@@ -100,6 +101,7 @@ def _handle(
     if not dry_run:
         sink.send_raw(letter.original_topic, letter.original_key, letter.original_value)
     report.replayed += 1
+    report.keys.append((letter.original_key or b"").decode(errors="replace"))
     report.by_stage[letter.stage] = report.by_stage.get(letter.stage, 0) + 1
 
 
