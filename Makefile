@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-unit test-integration test-e2e bench lint up down clean
+.PHONY: demo test test-crash test-unit test-integration test-e2e bench lint up down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,10 @@ demo: $(STAMP)
 	$(BIN)/codereview demo
 
 test: $(STAMP)
-	$(BIN)/pytest -q -m "not slow" tests
+	$(BIN)/pytest -q -m "not slow and not crash" tests
+
+test-crash: $(STAMP)
+	$(BIN)/pytest -q -m crash tests/e2e
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -133,11 +133,15 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
-    from ops.stack import resolve_endpoints
+    from ops.stack import kafka_client_config, resolve_endpoints
     from streams.app import Endpoints, create_app
 
     resolved = resolve_endpoints(settings)
-    endpoints = Endpoints(kafka_bootstrap=resolved.kafka_bootstrap, milvus_uri=resolved.milvus_uri)
+    endpoints = Endpoints(
+        kafka_bootstrap=resolved.kafka_bootstrap,
+        milvus_uri=resolved.milvus_uri,
+        kafka_config=kafka_client_config(settings.kafka, resolved.kafka_bootstrap),
+    )
     app = create_app(
         settings,
         args.role,

@@ -7,7 +7,9 @@ instead of being logged and forgotten.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -76,3 +78,65 @@ class KafkaRecordSink:
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self._errors.append(f"{msg.topic()}: {err}")
+
+
+class AsyncKafkaRecordSink:
+    """An idempotent, ``acks=all`` producer for asyncio code that must await the ack.
+
+    The webhook view appends each delivery to ``scm.webhooks.raw`` and answers
+    only once the broker has it. Faust's own producer turns idempotence on only
+    in exactly-once mode, so ingest uses librdkafka's idempotent producer: a
+    retried send can never write a delivery twice. A daemon thread serves the
+    delivery callbacks and resolves each send's future on the event loop.
+    """
+
+    def __init__(self, config: dict[str, Any], codec: AvroCodec) -> None:
+        self._producer = Producer(
+            {**config, "enable.idempotence": True, "acks": "all", "linger.ms": 1}
+        )
+        self._codec = codec
+        self._running = True
+        self._poller = threading.Thread(target=self._poll, name="kafka-acks", daemon=True)
+        self._poller.start()
+
+    async def send(
+        self, topic: str, key: str, record: Record, headers: dict[str, str] | None = None
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            if err is None:
+                loop.call_soon_threadsafe(_resolve, done, None)
+            else:
+                failure = SinkWriteError(f"{msg.topic()}: {err}", retryable=err.retriable())
+                loop.call_soon_threadsafe(_resolve, done, failure)
+
+        produce_headers: dict[str, str | bytes | None] = dict(headers or {})
+        self._producer.produce(
+            topic,
+            key=key.encode(),
+            value=self._codec.encode(record),
+            headers=produce_headers,
+            on_delivery=delivered,
+        )
+        await done
+
+    def close(self) -> None:
+        if self._running:
+            self._running = False
+            self._poller.join(5)
+            self._producer.flush(10)
+
+    def _poll(self) -> None:
+        while self._running:
+            self._producer.poll(0.05)
+
+
+def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)

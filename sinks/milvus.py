@@ -18,6 +18,7 @@ The same class works against the embedded ``milvus-lite server``
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -107,12 +108,7 @@ class MilvusSink:
         try:
             with _mapped("create collection"):
                 if not client.has_collection(self.collection):
-                    client.create_collection(
-                        self.collection, schema=self._schema(), consistency_level="Strong"
-                    )
-                    # sync=False: an index on an empty collection is ready at once,
-                    # and waiting costs pymilvus' fixed 0.5 s poll per index.
-                    client.create_index(self.collection, self._index_params(client), sync=False)
+                    self._create(client)
                 client.load_collection(self.collection)
             self._check_dim(client)
         except BaseException:
@@ -198,6 +194,24 @@ class MilvusSink:
         if self._client is None:
             raise SinkWriteError("MilvusSink used before start()", retryable=False)
         return self._client
+
+    def _create(self, client: MilvusClient) -> None:
+        """Create the collection; another worker starting at the same moment may win."""
+        try:
+            client.create_collection(
+                self.collection, schema=self._schema(), consistency_level="Strong"
+            )
+        except mex.MilvusException as exc:
+            if "already exists" not in str(exc) or not client.has_collection(self.collection):
+                raise
+            # Another worker created it; give it a moment to add the index.
+            deadline = time.monotonic() + 10.0
+            while not client.list_indexes(self.collection) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            return
+        # sync=False: an index on an empty collection is ready at once,
+        # and waiting costs pymilvus' fixed 0.5 s poll per index.
+        client.create_index(self.collection, self._index_params(client), sync=False)
 
     def _row(self, chunk: CodeChunk, vector: list[float]) -> dict[str, Any]:
         if len(vector) != self.dim or not all(math.isfinite(x) for x in vector):

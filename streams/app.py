@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
@@ -27,6 +27,7 @@ from schemas.codec import AvroCodec
 from schemas.errors import ProcessorError
 from schemas.registry import ConfluentSchemaRegistry, LocalSchemaRegistry, SchemaRegistry
 from sinks.clickhouse import ClickHouseSink
+from sinks.kafka import AsyncKafkaRecordSink
 from sinks.milvus import MilvusSink
 from sources.scm_api import ScmApi, build_scm_api
 from streams.channels import declare_channels
@@ -49,6 +50,8 @@ class Endpoints:
 
     kafka_bootstrap: str
     milvus_uri: str
+    # librdkafka settings (bootstrap, SASL/TLS) for producers outside Faust.
+    kafka_config: dict[str, str] = field(default_factory=dict)
 
 
 def build_registry(settings: Settings) -> SchemaRegistry:
@@ -124,6 +127,10 @@ def create_app(
         broker_session_timeout=6.0,
         # Offsets are committed this often; the window of work a crash repeats.
         broker_commit_interval=settings.kafka.commit_interval_s,
+        # On a rebalance, do not wait for in-flight events to be acked: after a
+        # member crashed, that wait deadlocked the group against the embedded
+        # broker. Unacked events are redelivered (at-least-once, keyed effects).
+        stream_wait_empty=False,
         # A rebalance waits up to this long for every member to rejoin; the
         # embedded broker does not expire a crashed member sooner, so Faust's
         # default (1000 s) stalled the group for minutes after a SIGKILL.
@@ -178,8 +185,12 @@ def create_app(
                 emitter=emitter, scm_api=apis.get, dedupe_ttl_s=settings.source.dedupe_ttl_s
             ),
         )
-        register_ingest_views(app, channels, emitter, settings.source)
-        closers += [milvus.close, apis.close]
+        raw_sink = AsyncKafkaRecordSink(
+            endpoints.kafka_config or {"bootstrap.servers": endpoints.kafka_bootstrap},
+            emitter.codec,
+        )
+        register_ingest_views(app, channels, emitter, settings.source, raw_sink)
+        closers += [milvus.close, apis.close, raw_sink.close]
 
         def start_sinks(app: Any, *_: Any, signal: Any = None, **__: Any) -> None:
             milvus.start()

@@ -24,8 +24,9 @@ from processors.generic_events import parse_generic_event
 from processors.scm import SOURCES, delivery_key, event_name
 from schemas.errors import ProcessorError
 from schemas.records import VERDICTS, FeedbackEvent, RawWebhook
+from sinks.kafka import AsyncKafkaRecordSink
 from streams.channels import Channels
-from streams.emitter import Emitter, now_ms
+from streams.emitter import Emitter, child_traceparent, now_ms
 from streams.store import StoreDeps
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,14 @@ SECRET_HEADERS = frozenset({"authorization", "x-gitlab-token", "x-gerrit-secret"
 
 
 def register_ingest_views(
-    app: faust.App, ch: Channels, emitter: Emitter, sources: SourceSettings
+    app: faust.App,
+    ch: Channels,
+    emitter: Emitter,
+    sources: SourceSettings,
+    raw_sink: AsyncKafkaRecordSink,
 ) -> None:
+    raw_topic = ch.raw.get_topic_name()
+
     async def ingest(view: View, request: Request, source: str, tenant: str) -> Response:
         """Authenticate, then append the delivery to scm.webhooks.raw before answering."""
         received = now_ms()
@@ -68,7 +75,8 @@ def register_ingest_views(
             body=body,
             received_at_ms=received,
         )
-        await emitter.send(ch.raw, delivery, raw)
+        trace = {"traceparent": child_traceparent(None), "tenant": tenant}
+        await raw_sink.send(raw_topic, delivery, raw, headers=trace)  # acked before we answer
         return view.json({"accepted": delivery}, status=202)
 
     @app.page("/webhooks/{source}/{tenant}")
