@@ -34,6 +34,7 @@ test-e2e: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/ingest.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
