@@ -10,51 +10,22 @@ The raw git diff comes from ``/pull-requests/{id}.diff``; a diff over
 
 from __future__ import annotations
 
-import asyncio
+from typing import Any
 from urllib.parse import quote
 
-from processors.github_events import PullRequestRef
-from schemas.records import FileSnapshot
-from sources.http import ApiClient, Sleep
 from sources.scm_api import (
-    MAX_DIFF_BYTES,
-    MAX_FILE_BYTES,
+    DiffAndFilesApi,
     decode_text,
-    fetch_snapshots,
     limit_diff,
     split_file_sections,
 )
 
 
-class BitbucketDcApi:
+class BitbucketDcApi(DiffAndFilesApi):
     """Reads pull request material from a Bitbucket Data Center server."""
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout_s: float = 10.0,
-        max_diff_bytes: int = MAX_DIFF_BYTES,
-        max_file_bytes: int = MAX_FILE_BYTES,
-        max_concurrency: int = 4,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = ApiClient(base_url, headers=headers, timeout_s=timeout_s, sleep=sleep)
-        self._max_diff_bytes = max_diff_bytes
-        self._max_file_bytes = max_file_bytes
-        self._max_concurrency = max_concurrency
-
-    async def fetch_event_material(self, ref: PullRequestRef) -> tuple[str, list[FileSnapshot]]:
-        """The PR's git diff and the head text of its changed files."""
-        diff = await self.pull_diff(ref.repo, ref.pr_number)
-
-        async def read(path: str) -> str | None:
-            return await self.file_content(ref.repo, path, ref.head_sha)
-
-        files = await fetch_snapshots(diff, read, max_concurrency=self._max_concurrency)
-        return diff, files
+    def __init__(self, base_url: str, token: str, **options: Any) -> None:
+        super().__init__(base_url, {"Authorization": f"Bearer {token}"} if token else {}, **options)
 
     async def pull_diff(self, repo: str, number: int) -> str:
         """The raw git diff of PR ``number`` of ``repo`` (``KEY/slug``)."""
@@ -74,9 +45,6 @@ class BitbucketDcApi:
         if response.status == 404 or response.too_large:
             return None
         return decode_text(response.body)
-
-    async def close(self) -> None:
-        await self.http.close()
 
 
 def _repo_path(repo: str) -> str:

@@ -14,47 +14,26 @@ truncation marker rather than dropped silently.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from urllib.parse import quote
 
-from processors.github_events import PullRequestRef
-from schemas.records import FileSnapshot
-from sources.http import ApiClient, Sleep
-from sources.scm_api import MAX_DIFF_BYTES, MAX_FILE_BYTES, decode_text, fetch_snapshots, limit_diff
+from sources.scm_api import (
+    DiffAndFilesApi,
+    decode_text,
+    limit_diff,
+)
 
 PAGE_SIZE = 100
 
 
-class GitLabApi:
+class GitLabApi(DiffAndFilesApi):
     """Reads merge request material from a GitLab server."""
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout_s: float = 10.0,
-        max_diff_bytes: int = MAX_DIFF_BYTES,
-        max_file_bytes: int = MAX_FILE_BYTES,
-        max_concurrency: int = 4,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        headers = {"PRIVATE-TOKEN": token} if token else {}
-        self.http = ApiClient(base_url, headers=headers, timeout_s=timeout_s, sleep=sleep)
-        self._max_diff_bytes = max_diff_bytes
-        self._max_file_bytes = max_file_bytes
-        self._max_concurrency = max_concurrency
+    def __init__(self, base_url: str, token: str, **options: Any) -> None:
+        super().__init__(base_url, {"PRIVATE-TOKEN": token} if token else {}, **options)
 
-    async def fetch_event_material(self, ref: PullRequestRef) -> tuple[str, list[FileSnapshot]]:
-        """The MR's diff (git headers rebuilt) and the head text of its changed files."""
-        diff = await self.merge_request_diff(ref.repo, ref.pr_number)
-
-        async def read(path: str) -> str | None:
-            return await self.file_content(ref.repo, path, ref.head_sha)
-
-        files = await fetch_snapshots(diff, read, max_concurrency=self._max_concurrency)
-        return diff, files
+    async def pull_diff(self, repo: str, number: int) -> str:
+        return await self.merge_request_diff(repo, number)
 
     async def merge_request_diff(self, repo: str, iid: int) -> str:
         """The unified diff of MR ``iid`` of project ``repo`` (``group/name``)."""
@@ -80,9 +59,6 @@ class GitLabApi:
         if response.status == 404 or response.too_large:
             return None
         return decode_text(response.body)
-
-    async def close(self) -> None:
-        await self.http.close()
 
 
 def _file_section(item: dict[str, Any]) -> str | None:

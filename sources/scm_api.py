@@ -26,6 +26,7 @@ from typing import Protocol
 from processors.diff import TRUNCATION_MARKER, parse_diff, split_truncation_marker
 from processors.github_events import PullRequestRef
 from schemas.records import FileSnapshot
+from sources.http import ApiClient
 
 MAX_DIFF_BYTES = 5_000_000
 MAX_FILE_BYTES = 1_000_000
@@ -213,3 +214,47 @@ def render_file_diff(
         else:
             lines.append(line + "\n\\ No newline at end of file\n")
     return "".join(lines)
+
+
+class DiffAndFilesApi:
+    """The shape most SCM clients share: one call for the PR's diff, one per head file.
+
+    Subclasses name their auth header and write ``pull_diff`` and
+    ``file_content``; fetching the changed files a few at a time, the limits and
+    closing the session live here once.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str],
+        *,
+        timeout_s: float = 10.0,
+        max_diff_bytes: int = MAX_DIFF_BYTES,
+        max_file_bytes: int = MAX_FILE_BYTES,
+        max_concurrency: int = 4,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.http = ApiClient(base_url, headers=headers, timeout_s=timeout_s, sleep=sleep)
+        self._max_diff_bytes = max_diff_bytes
+        self._max_file_bytes = max_file_bytes
+        self._max_concurrency = max_concurrency
+
+    async def fetch_event_material(self, ref: PullRequestRef) -> tuple[str, list[FileSnapshot]]:
+        """The PR's diff and the head text of its changed files."""
+        diff = await self.pull_diff(ref.repo, ref.pr_number)
+
+        async def read(path: str) -> str | None:
+            return await self.file_content(ref.repo, path, ref.head_sha)
+
+        files = await fetch_snapshots(diff, read, max_concurrency=self._max_concurrency)
+        return diff, files
+
+    async def pull_diff(self, repo: str, number: int) -> str:
+        raise NotImplementedError
+
+    async def file_content(self, repo: str, path: str, ref: str) -> str | None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        await self.http.close()
