@@ -1,4 +1,6 @@
-"""GitHub ``pull_request`` webhooks: verify, read, and turn into our events.
+"""GitHub ``pull_request`` webhooks: read them and turn them into our events.
+
+Signatures are checked by ``processors.scm.github`` like every other source.
 
 Pure: the webhook bytes come in, a ``PullRequestRef`` comes out, and the
 diff and files fetched by ``sources.github_api`` are joined to it by
@@ -10,7 +12,6 @@ and every idempotent sink downstream drops the copy.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +20,6 @@ from schemas.errors import ProcessorError
 from schemas.records import FileSnapshot, PullRequestEvent
 
 ACTED_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review", "edited"})
-
-_SIGNATURE_PREFIX = "sha256="
-_HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -37,24 +35,6 @@ class PullRequestRef:
     title: str
     author: str
     api_url: str
-
-
-def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
-    """Whether ``header`` (``X-Hub-Signature-256``) signs ``body`` with ``secret``.
-
-    The comparison is constant-time. A missing or garbled header is simply
-    not valid; so is an empty secret, since anyone could sign with it.
-    """
-    if not secret or not header:
-        return False
-    header = header.strip()
-    if not header.lower().startswith(_SIGNATURE_PREFIX):
-        return False
-    given = header[len(_SIGNATURE_PREFIX) :].lower()
-    if len(given) != 64 or not set(given) <= _HEX_DIGITS:
-        return False
-    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected.encode("ascii"), given.encode("ascii"))
 
 
 def parse_pull_request(body: bytes, *, tenant: str) -> PullRequestRef | None:

@@ -17,8 +17,8 @@ from processors.github_events import (
     event_id_for,
     parse_pull_request,
     to_event,
-    verify_signature,
 )
+from processors.scm.github import verify
 from schemas.errors import ProcessorError
 from schemas.records import FileSnapshot
 
@@ -35,6 +35,11 @@ DOCUMENTED_SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c4
 
 def _sign(secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
+    headers = {} if header is None else {"X-Hub-Signature-256": header}
+    return verify(headers, body, [secret])
 
 
 def test_documented_signature_example_verifies() -> None:
