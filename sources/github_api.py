@@ -12,23 +12,45 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import math
 import time
 from types import TracebackType
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
-from processors.diff import parse_diff
+from processors.diff import TRUNCATION_MARKER, parse_diff
 from processors.github_events import PullRequestRef
 from schemas.errors import CodeReviewError
 from schemas.records import FileSnapshot
 
 DIFF_MEDIA_TYPE = "application/vnd.github.diff"
+JSON_MEDIA_TYPE = "application/vnd.github+json"
+# The list endpoint serves at most 3,000 files, 100 a page.
+FILE_PAGES = 30
 RAW_MEDIA_TYPE = "application/vnd.github.raw"
 API_VERSION = "2022-11-28"
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_SLEEP_S = 5.0
+
+
+def _file_section(entry: dict[str, Any], patch: str) -> str:
+    """One file of the list endpoint as a git diff section (headers + its patch)."""
+    new = str(entry["filename"])
+    old = str(entry.get("previous_filename") or new)
+    status = entry.get("status", "modified")
+    head = [f"diff --git a/{old} b/{new}"]
+    if status == "added":
+        head += ["new file mode 100644", "--- /dev/null", f"+++ b/{new}"]
+    elif status == "removed":
+        head += ["deleted file mode 100644", f"--- a/{old}", "+++ /dev/null"]
+    else:
+        if old != new:
+            head += [f"rename from {old}", f"rename to {new}"]
+        head += [f"--- a/{old}", f"+++ b/{new}"]
+    return "\n".join(head) + "\n" + patch.rstrip("\n") + "\n"
 
 
 class SourceFetchError(CodeReviewError):
@@ -77,10 +99,44 @@ class GitHubApi:
         await self.close()
 
     async def pull_diff(self, repo: str, number: int) -> str:
-        """The unified diff of pull request ``number`` of ``repo`` (``owner/name``)."""
-        body = await self._get(f"/repos/{quote(repo, safe='/')}/pulls/{number}", DIFF_MEDIA_TYPE)
+        """The unified diff of pull request ``number`` of ``repo`` (``owner/name``).
+
+        GitHub refuses the diff media type with 406 past 300 files or 20,000
+        lines; the PR's file list still carries each file's patch, so the diff
+        is rebuilt from it, and files whose patch GitHub leaves out (binary or
+        too large) are counted in the truncation marker, never dropped silently.
+        """
+        path = f"/repos/{quote(repo, safe='/')}/pulls/{number}"
+        try:
+            body = await self._get(path, DIFF_MEDIA_TYPE)
+        except SourceFetchError as exc:
+            if exc.status != 406:
+                raise
+            return await self._diff_from_files(path)
         assert body is not None  # only file_content allows a 404
         return body.decode("utf-8", errors="replace")
+
+    async def _diff_from_files(self, pull_path: str) -> str:
+        """A unified diff rebuilt from ``GET .../pulls/N/files`` (up to 3,000 files)."""
+        sections: list[str] = []
+        omitted = 0
+        for page in range(1, FILE_PAGES + 1):
+            body = await self._get(
+                f"{pull_path}/files", JSON_MEDIA_TYPE, params={"per_page": "100", "page": str(page)}
+            )
+            entries = json.loads(body or b"[]")
+            for entry in entries:
+                patch = entry.get("patch")
+                if patch is None:
+                    omitted += 1
+                    continue
+                sections.append(_file_section(entry, patch))
+            if len(entries) < 100:
+                break
+        diff = "".join(sections)
+        if omitted:
+            diff += TRUNCATION_MARKER.format(omitted=omitted) + "\n"
+        return diff
 
     async def file_content(self, repo: str, path: str, ref: str) -> str | None:
         """The text of ``path`` at ``ref``; None when absent, not UTF-8, or too large."""

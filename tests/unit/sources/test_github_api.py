@@ -79,6 +79,7 @@ class FakeGitHub:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/api/v3/repos/{owner}/{name}/pulls/{number}", self.pull)
+        app.router.add_get("/api/v3/repos/{owner}/{name}/pulls/{number}/files", self.files)
         app.router.add_get("/api/v3/repos/{owner}/{name}/contents/{path:.+}", self.contents)
         return app
 
@@ -96,11 +97,26 @@ class FakeGitHub:
         scripted = self._record(request)
         if scripted is not None:
             return scripted
+        if (
+            request.match_info["number"] == str(LARGE_PR)
+            and request.headers["Accept"] == DIFF_MEDIA_TYPE
+        ):
+            return web.json_response(
+                {"message": "Sorry, the diff exceeded the maximum number of files (300)."},
+                status=406,
+            )
         if request.match_info["number"] != "42":
             return _not_found()
         if request.headers["Accept"] != DIFF_MEDIA_TYPE:
             return web.json_response({"number": 42})
         return web.Response(text=DIFF, content_type="text/plain")
+
+    async def files(self, request: web.Request) -> web.StreamResponse:
+        """``GET /pulls/{n}/files``, as GitHub documents it: pages of 100, no patch for binaries."""
+        self._record(request)
+        if request.query.get("page") != "1":
+            return web.json_response([])
+        return web.json_response(LARGE_PR_FILES)
 
     async def contents(self, request: web.Request) -> web.StreamResponse:
         scripted = self._record(request)
@@ -118,6 +134,27 @@ class FakeGitHub:
         if request.headers["Accept"] != RAW_MEDIA_TYPE:
             return web.json_response({"encoding": "base64"})
         return web.Response(body=body, content_type="application/octet-stream")
+
+
+# A PR too large for the diff media type (GitHub answers 406), and its file list.
+LARGE_PR = 77
+LARGE_PR_FILES = [
+    {
+        "filename": "src/app.py",
+        "status": "modified",
+        "additions": 1,
+        "deletions": 1,
+        "patch": "@@ -1,2 +1,2 @@\n import os\n-print(os.getcwd())\n+print(os.listdir())",
+    },
+    {"filename": "src/new.py", "status": "added", "patch": "@@ -0,0 +1 @@\n+VALUE = 1"},
+    {
+        "filename": "docs/b.md",
+        "previous_filename": "docs/a.md",
+        "status": "renamed",
+        "patch": "@@ -1 +1 @@\n-a\n+b",
+    },
+    {"filename": "logo.png", "status": "modified"},
+]
 
 
 def _not_found() -> web.Response:
@@ -284,3 +321,19 @@ def test_close_is_idempotent_and_constructor_does_no_io() -> None:
         await api.close()
 
     asyncio.run(main())
+
+
+def test_a_diff_too_large_for_github_is_rebuilt_from_the_file_list() -> None:
+    from processors.diff import parse_diff, split_truncation_marker
+
+    async def scenario(api: GitHubApi, fake: FakeGitHub) -> None:
+        diff = await api.pull_diff("octo-org/widgets", LARGE_PR)
+        files = {f.path: f for f in parse_diff(diff)}
+        assert files["src/app.py"].added_lines == [2]
+        assert files["src/new.py"].status == "added"
+        assert (files["docs/b.md"].status, files["docs/b.md"].old_path) == ("renamed", "docs/a.md")
+        assert "logo.png" not in files
+        assert split_truncation_marker(diff)[1] == 1  # the binary has no patch: counted
+
+    fake = run(scenario)
+    assert any("/pulls/77/files?per_page=100&page=1" in path for path, _, _ in fake.requests)
