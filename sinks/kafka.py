@@ -20,6 +20,11 @@ from schemas.errors import SinkWriteError
 from schemas.records import Record
 
 
+def traceparent(trace_id: str = "") -> str:
+    """A W3C traceparent: ``trace_id`` continued (or a new trace), with a new span id."""
+    return f"00-{trace_id or os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+
+
 class KafkaRecordSink:
     """Encode records with the Avro codec and produce them, keyed."""
 
@@ -33,9 +38,7 @@ class KafkaRecordSink:
 
     def send(self, topic: str, key: str, record: Record) -> None:
         """Produce one record; like the workers, it starts a trace and names the tenant."""
-        headers: dict[str, str | bytes | None] = {
-            "traceparent": f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
-        }
+        headers: dict[str, str | bytes | None] = {"traceparent": traceparent()}
         tenant = getattr(record, "tenant", "")
         if tenant:
             headers["tenant"] = str(tenant)

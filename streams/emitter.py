@@ -13,6 +13,7 @@ the stream keeps going.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -27,6 +28,7 @@ import faust
 from schemas.codec import AvroCodec
 from schemas.errors import SinkWriteError
 from schemas.records import DeadLetter, MetricEvent, Record
+from sinks.kafka import traceparent
 from streams.channels import Channels
 
 log = logging.getLogger(__name__)
@@ -148,8 +150,6 @@ async def guarded(
     else is deterministic and goes straight to the DLQ. Returns whether the
     work succeeded.
     """
-    import asyncio
-
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             await work()
@@ -178,7 +178,7 @@ def child_traceparent(parent: faust.EventT | None) -> str:
                 parts = _text(value).split("-")
                 if len(parts) == 4 and len(parts[1]) == 32:
                     trace_id = parts[1]
-    return f"00-{trace_id or os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+    return traceparent(trace_id)
 
 
 def _header_pairs(event: faust.EventT) -> list[tuple[str, Any]]:

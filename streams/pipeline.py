@@ -268,7 +268,7 @@ async def _analyze(deps: PipelineDeps, ch: Channels, event: faust.EventT) -> Non
         await deps.emitter.send(ch.metrics, "analyze", usage, parent=event)
     findings = findings_from_answer(
         parse_answer(text),
-        prompt_chunks(escalated, prompt.included_chunk_ids),
+        _prompt_chunks(escalated, prompt.included_chunk_ids),
         result,
         model=provider.model,
         prompt_version=prompt.version,
@@ -284,7 +284,7 @@ async def _analyze(deps: PipelineDeps, ch: Channels, event: faust.EventT) -> Non
     )
 
 
-def prompt_chunks(verdicts: list, included: list[str]) -> list:
+def _prompt_chunks(verdicts: list, included: list[str]) -> list:
     keep = set(included)
     return [v for v in verdicts if v.chunk_id in keep]
 

@@ -99,21 +99,23 @@ SOURCES: dict[str, SourceSpec] = {
 
 
 # Where each source names its delivery and its event; a redelivery repeats both.
-_DELIVERY_HEADERS = {
-    "github": ("x-github-delivery",),
-    "gitlab": ("x-gitlab-event-uuid", "x-gitlab-webhook-uuid"),
-    "bitbucket-cloud": ("x-request-uuid", "x-hook-uuid"),
-    "bitbucket-dc": ("x-request-id",),
-    "gitea": ("x-gitea-delivery",),
-    "forgejo": ("x-forgejo-delivery", "x-gitea-delivery"),
+# The delivery headers are the ones each source module reads, so the ingest
+# key and the normalizer never disagree about what a redelivery is.
+_DELIVERY_HEADERS: dict[str, tuple[str, ...]] = {
+    "github": (github.DELIVERY_HEADER,),
+    "gitlab": gitlab.DELIVERY_HEADERS,
+    "bitbucket-cloud": (bitbucket_cloud.DELIVERY_HEADER,),
+    "bitbucket-dc": (bitbucket_dc.DELIVERY_HEADER,),
+    "gitea": gitea.DELIVERY_HEADERS,
+    "forgejo": gitea.DELIVERY_HEADERS,
 }
-_EVENT_HEADERS = {
-    "github": ("x-github-event",),
-    "gitlab": ("x-gitlab-event",),
-    "bitbucket-cloud": ("x-event-key",),
-    "bitbucket-dc": ("x-event-key",),
-    "gitea": ("x-gitea-event",),
-    "forgejo": ("x-forgejo-event", "x-gitea-event"),
+_EVENT_HEADERS: dict[str, tuple[str, ...]] = {
+    "github": (github.EVENT_HEADER,),
+    "gitlab": ("X-Gitlab-Event",),
+    "bitbucket-cloud": (bitbucket_cloud.EVENT_HEADER,),
+    "bitbucket-dc": (bitbucket_dc.EVENT_HEADER,),
+    "gitea": gitea.EVENT_HEADERS,
+    "forgejo": gitea.EVENT_HEADERS,
 }
 
 
@@ -126,8 +128,8 @@ def delivery_key(source: str, headers: Mapping[str, str], body: bytes) -> str:
     """
     lowered = {k.lower(): v for k, v in headers.items()}
     for name in _DELIVERY_HEADERS.get(source, ()):
-        if lowered.get(name):
-            return f"{source}:{lowered[name]}"
+        if lowered.get(name.lower()):
+            return f"{source}:{lowered[name.lower()]}"
     return f"{source}:{hashlib.sha256(body).hexdigest()}"
 
 
@@ -135,8 +137,8 @@ def event_name(source: str, headers: Mapping[str, str], body: bytes) -> str:
     """The source's event name, from its header or (Azure, Gerrit) the body's type."""
     lowered = {k.lower(): v for k, v in headers.items()}
     for name in _EVENT_HEADERS.get(source, ()):
-        if lowered.get(name):
-            return lowered[name]
+        if lowered.get(name.lower()):
+            return lowered[name.lower()]
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):

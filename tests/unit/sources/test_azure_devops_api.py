@@ -22,6 +22,7 @@ from processors.github_events import PullRequestRef
 from schemas.records import FileSnapshot
 from sources.azure_devops_api import AzureDevOpsApi
 from sources.scm_api import build_scm_api, split_truncation_marker
+from tests.fakes.local_http import serve_app
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "scm_api" / "azure_devops"
 ITERATIONS = (DATA / "pull-request-iterations-list.git-rest-7.1.json").read_bytes()
@@ -79,15 +80,8 @@ async def serve(seen: list[str]) -> AsyncIterator[str]:
     app.router.add_get(prefix + "/pullRequests/11/iterations", iterations)
     app.router.add_get(prefix + "/pullRequests/11/iterations/2/changes", changes)
     app.router.add_get(prefix + "/items", items)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}/org"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app, "/org") as url:
+        yield url
 
 
 def test_fetch_event_material_builds_the_diff_from_both_sides() -> None:

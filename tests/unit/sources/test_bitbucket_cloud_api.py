@@ -22,6 +22,7 @@ from processors.diff import parse_diff
 from processors.github_events import PullRequestRef
 from schemas.records import FileSnapshot
 from sources.scm_api import build_scm_api
+from tests.fakes.local_http import serve_app
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "scm_api" / "bitbucket_cloud"
 DIFF = (DATA / "pullrequests-pull_request_id-diff.api-2.0.diff").read_text()
@@ -77,15 +78,8 @@ async def serve(seen: list[str]) -> AsyncIterator[str]:
     app.router.add_get(prefix + "/diff/{spec:.+}", spec_diff)
     app.router.add_get(prefix + "/commit/{commit}", commit)
     app.router.add_get(prefix + "/src/{commit}/{path:.+}", src)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as url:
+        yield url
 
 
 def test_fetch_event_material_follows_the_redirect_and_expands_the_hash() -> None:

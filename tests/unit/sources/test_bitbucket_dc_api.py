@@ -20,6 +20,7 @@ from processors.github_events import PullRequestRef
 from schemas.records import FileSnapshot
 from sources.bitbucket_dc_api import BitbucketDcApi
 from sources.scm_api import build_scm_api, split_truncation_marker
+from tests.fakes.local_http import serve_app
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "scm_api" / "bitbucket_dc"
 DIFF = (DATA / "streamRawDiff.rest-api-1.0-pull-requests.diff").read_text()
@@ -60,15 +61,8 @@ async def serve(seen: list[str]) -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get(prefix + "/pull-requests/7.diff", diff)
     app.router.add_get(prefix + "/raw/{path:.+}", raw)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}/bitbucket"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app, "/bitbucket") as url:
+        yield url
 
 
 def test_fetch_event_material_with_a_context_path() -> None:

@@ -23,6 +23,7 @@ from processors.github_events import PullRequestRef
 from schemas.records import FileSnapshot
 from sources.gerrit_api import GerritApi
 from sources.scm_api import build_scm_api, split_truncation_marker
+from tests.fakes.local_http import serve_app
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "scm_api" / "gerrit"
 PATCH = (DATA / "get-patch.rest-api-changes.patch").read_bytes()
@@ -70,15 +71,8 @@ async def serve(seen: list[str]) -> AsyncIterator[str]:
     app.router.add_get(prefix + "/files/", files)
     app.router.add_get(prefix + "/patch", patch)
     app.router.add_get(prefix + "/files/{path}/content", content)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as url:
+        yield url
 
 
 def test_fetch_event_material_decodes_the_patch_and_contents() -> None:

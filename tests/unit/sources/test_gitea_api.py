@@ -21,6 +21,7 @@ from schemas.records import FileSnapshot
 from sources.gitea_api import GiteaApi
 from sources.github_api import SourceFetchError
 from sources.scm_api import build_scm_api, split_truncation_marker
+from tests.fakes.local_http import serve_app
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "scm_api" / "gitea"
 DIFF = (DATA / "repoDownloadPullDiffOrPatch.api-v1-swagger.diff").read_text()
@@ -47,15 +48,8 @@ async def serve(files: dict[str, bytes], seen: list[str]) -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/api/v1/repos/{owner}/{repo}/pulls/{index}", diff)
     app.router.add_get("/api/v1/repos/{owner}/{repo}/raw/{path:.+}", raw)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as url:
+        yield url
 
 
 NEW_FILE_CASES = [

@@ -19,6 +19,7 @@ from aiohttp import web
 from processors.github_events import PullRequestRef
 from schemas.records import FileSnapshot
 from sources.github_api import DIFF_MEDIA_TYPE, RAW_MEDIA_TYPE, GitHubApi, SourceFetchError
+from tests.fakes.local_http import serve_app
 
 HEAD = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
 DIFF = """\
@@ -166,15 +167,8 @@ def _not_found() -> web.Response:
 
 @contextlib.asynccontextmanager
 async def serve(fake: FakeGitHub) -> AsyncIterator[str]:
-    runner = web.AppRunner(fake.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}/api/v3"
-    finally:
-        await runner.cleanup()
+    async with serve_app(fake.app(), "/api/v3") as url:
+        yield url
 
 
 def run(

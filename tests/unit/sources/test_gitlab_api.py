@@ -23,6 +23,7 @@ from processors.github_events import PullRequestRef
 from schemas.records import FileSnapshot
 from sources.gitlab_api import GitLabApi
 from sources.scm_api import build_scm_api, split_truncation_marker
+from tests.fakes.local_http import serve_app
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "scm_api" / "gitlab"
 PAGES = [
@@ -61,15 +62,8 @@ async def serve(seen: list[str]) -> AsyncIterator[str]:
     prefix = "/api/v4/projects/{project}"
     app.router.add_get(prefix + "/merge_requests/5/diffs", diffs)
     app.router.add_get(prefix + "/repository/files/{path}/raw", raw)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as url:
+        yield url
 
 
 def test_fetch_event_material_rebuilds_git_headers_and_flags_the_unrendered_file() -> None:

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from sources.github_api import SourceFetchError
 from sources.http import ApiClient
+from tests.fakes.local_http import serve_app
 
 NOW = 1_700_000_000.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -39,15 +40,8 @@ async def serve(routes: dict[str, Handler]) -> AsyncIterator[str]:
     app = web.Application()
     for path, handler in routes.items():
         app.router.add_get(path, handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as url:
+        yield url
 
 
 def scripted(answers: list[web.Response], seen: list[web.Request]) -> Handler:

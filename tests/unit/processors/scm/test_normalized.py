@@ -56,3 +56,29 @@ def test_registry_lists_every_source_under_its_own_name() -> None:
         "forgejo",
     }
     assert all(spec.name == name for name, spec in SOURCES.items())
+
+
+@pytest.mark.parametrize(
+    ("source", "headers", "expected"),
+    [
+        ("github", {"x-github-delivery": "d1"}, "github:d1"),
+        ("gitlab", {"X-Gitlab-Event-UUID": "u1"}, "gitlab:u1"),
+        ("bitbucket-cloud", {"X-Request-UUID": "r1"}, "bitbucket-cloud:r1"),
+        ("forgejo", {"X-Forgejo-Delivery": "f1"}, "forgejo:f1"),
+    ],
+)
+def test_delivery_key_is_the_vendor_delivery_id(
+    source: str, headers: dict[str, str], expected: str
+) -> None:
+    from processors.scm import delivery_key
+
+    assert delivery_key(source, headers, b"{}") == expected
+
+
+def test_delivery_key_without_a_header_is_a_digest_of_the_body() -> None:
+    from processors.scm import delivery_key
+
+    first = delivery_key("azure-devops", {}, b'{"id": 1}')
+    assert first == delivery_key("azure-devops", {}, b'{"id": 1}')
+    assert first != delivery_key("azure-devops", {}, b'{"id": 2}')
+    assert first.startswith("azure-devops:")
