@@ -5,8 +5,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# Tools whose dependencies clash with the workers' (semgrep, llama.cpp's server).
+TOOLS       := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed-stamp
 
-.PHONY: demo test test-crash test-unit test-integration test-e2e bench lint up down clean
+.PHONY: demo test test-slow test-crash test-unit test-integration test-e2e bench lint up down clean tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,11 +17,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(TOOLS_STAMP): requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/bin/pip install --quiet -r requirements-tools.txt
+	touch $(TOOLS_STAMP)
+
+tools: $(TOOLS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/codereview demo
 
-test: $(STAMP)
+test: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/pytest -q -m "not slow and not crash" tests
+
+# A real local model (Gemma 3 270M on llama.cpp's server) through the pipeline.
+test-slow: $(STAMP) $(TOOLS_STAMP)
+	$(BIN)/pytest -q -s -m slow tests/slow
 
 test-crash: $(STAMP)
 	$(BIN)/pytest -q -m crash tests/e2e
@@ -32,9 +47,10 @@ test-integration: $(STAMP)
 test-e2e: $(STAMP)
 	$(BIN)/pytest -q tests/e2e
 
-bench: $(STAMP)
+bench: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/triage.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -9,6 +9,7 @@
     codereview analytics [NAME | --sql SQL] [--json]
     codereview dlq replay [--stage S]  dead letters back to their topics
     codereview demo                  up, replay real history, summary, down
+    codereview eval --cases PATH     review quality on labelled cases, next to the peers
 
 Settings come from ``CODEREVIEW_*`` environment variables (see
 ``codereview/settings.py``); the command line only picks what to do.
@@ -103,6 +104,23 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--timeout", type=float, default=240.0)
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(run=cmd_demo)
+
+    ev = sub.add_parser(
+        "eval", help="precision/recall on labelled cases, beside bandit/ruff/semgrep"
+    )
+    ev.add_argument("--cases", type=Path, required=True, help="JSONL in the golden format")
+    ev.add_argument("--limit", type=int, default=None)
+    ev.add_argument("--peers", default="bandit,ruff,semgrep", help="comma-separated; '' for none")
+    ev.add_argument(
+        "--provider", default="", choices=("", "openai", "anthropic", "openai-compatible")
+    )
+    ev.add_argument("--model", default="")
+    ev.add_argument("--base-url", default="")
+    ev.add_argument("--via-kafka", action="store_true", help="through the running pipeline")
+    ev.add_argument("--timeout", type=float, default=600.0, help="--via-kafka wait (s)")
+    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--out", type=Path, default=None, help="report file (default .stack/eval/)")
+    ev.set_defaults(run=cmd_eval)
     return p
 
 
@@ -249,6 +267,25 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         commits=args.commits,
         timeout_s=args.timeout,
         as_json=args.json,
+    )
+
+
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from codereview.eval_results import publish_report
+    from codereview.evaluation import EvalOptions, run_evaluation
+
+    options = EvalOptions(
+        cases=args.cases,
+        limit=args.limit,
+        peers=[p.strip() for p in args.peers.split(",") if p.strip()],
+        provider=args.provider,
+        model=args.model or settings.llm.model,
+        base_url=args.base_url or settings.llm.base_url,
+        via_kafka=args.via_kafka,
+        timeout_s=args.timeout,
+    )
+    return publish_report(
+        settings, run_evaluation(settings, options), as_json=args.json, out=args.out
     )
 
 

@@ -64,7 +64,7 @@ class MilvusSettings(_Section):
 
     uri: str = ""
     token: SecretStr = SecretStr("")
-    collection: str = "code_chunks"
+    collection: str = "code_chunks_v2"
 
 
 class ClickHouseSettings(_Section):
@@ -98,17 +98,67 @@ class EmbeddingSettings(_Section):
     nice: int = 10
 
 
+class TriageSettings(_Section):
+    """The cheap analyzers every PR goes through, and what counts as "near" a change.
+
+    ``analyzers`` are names from ``processors.analyzers`` ("rules", "ruff",
+    "bandit", "detect-secrets", "prompt-injection", "semgrep"). semgrep is off by default: its
+    process start-up (~1.7 s a call) would dominate triage time per PR.
+    """
+
+    analyzers: list[str] = Field(
+        default_factory=lambda: ["rules", "ruff", "bandit", "detect-secrets", "prompt-injection"]
+    )
+    # Lines around a change whose issues count: the golden cases' own margin.
+    near_lines: int = 3
+
+
 class LlmSettings(_Section):
-    """Deep analysis. ``provider`` empty means: skip deep analysis (logged once)."""
+    """Deep analysis. ``provider`` empty means: skip deep analysis (logged once).
+
+    Two tiers: the strong model (``provider``/``model``) reviews the chunks
+    triage escalates; the cheap model (``cheap_*``; empty means the strong
+    provider with ``cheap_model``, or no gate at all when that is empty too)
+    answers the triage question for borderline chunks (risk between
+    ``gate_risk`` and ``escalate_risk``): is this worth the strong model?
+
+    Budgets are USD (and/or tokens) per ``budget_window_s`` for a scope: "team:<tenant>" or
+    "repo:<owner/name>", e.g. ``{"team:acme": 50, "repo:acme/api": 5}``.
+    At ``budget_alert_ratio`` an alert metric is emitted once per window;
+    a call that would pass the limit is not made (a hard stop), and the PR
+    keeps its triage findings.
+    """
 
     provider: str = ""  # "", "openai", "anthropic", "openai-compatible"
     base_url: str = ""
     api_key: SecretStr = SecretStr("")
     model: str = ""
+    cheap_provider: str = ""
+    cheap_base_url: str = ""
+    cheap_api_key: SecretStr = SecretStr("")
+    cheap_model: str = ""
     timeout_s: float = 30.0
-    max_retries: int = 2
+    # Attempts per call, the first included; the SDKs' own retries are off.
+    max_attempts: int = 3
+    retry_base_s: float = 0.5
+    retry_max_wait_s: float = 30.0
+    deadline_s: float = 120.0
+    breaker_failures: int = 5
+    breaker_cooldown_s: float = 30.0
     max_output_tokens: int = 1024
+    prompt_budget_tokens: int = 6000
     escalate_risk: float = 0.5
+    gate_risk: float = 0.3
+    cache_ttl_days: float = 90.0
+    max_calls_per_pr: int = 4
+    stream: bool = False
+    # Ask OpenAI-API servers for JSON-constrained decoding: small self-hosted
+    # models then return parseable answers.
+    json_mode: bool = False
+    budgets_usd: dict[str, float] = Field(default_factory=dict)
+    budgets_tokens: dict[str, int] = Field(default_factory=dict)
+    budget_window_s: int = 86_400
+    budget_alert_ratio: float = 0.8
 
 
 class SourceSettings(_Section):
@@ -182,6 +232,7 @@ class Settings(BaseSettings):
     milvus: MilvusSettings = Field(default_factory=MilvusSettings)
     clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    triage: TriageSettings = Field(default_factory=TriageSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     source: SourceSettings = Field(default_factory=SourceSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

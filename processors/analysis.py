@@ -32,6 +32,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from processors.fingerprint import fingerprint
+from processors.patches import suggestion_patch
 from schemas.errors import ProcessorError
 from schemas.records import SEVERITIES, ChunkVerdict, Finding, TriageResult
 
@@ -138,18 +139,28 @@ def _fence_tag(chunks: list[ChunkVerdict], context: list[str]) -> str:
     return digest.hexdigest()[:12]
 
 
+def header_value(text: str) -> str:
+    """``text`` safe inside a fence header: git allows newlines and ``>>>`` in paths.
+
+    Control characters and ``>`` are escaped JSON-style, so a file name can
+    neither end the header nor start a line of its own; ordinary paths are
+    unchanged.
+    """
+    return (
+        json.dumps(text, ensure_ascii=False)[1:-1].replace(">", "\\u003e").replace(" ", "\\u0020")
+    )
+
+
 def _render_chunk(chunk: ChunkVerdict, tag: str) -> str:
     lines = chunk.text.split("\n")
     width = len(str(chunk.start_line + len(lines) - 1))
     numbered = "\n".join(
         f"{n:>{width}} | {line}" for n, line in enumerate(lines, start=chunk.start_line)
     )
-    symbol = f" symbol={chunk.symbol}" if chunk.symbol else ""
+    symbol = f" symbol={header_value(chunk.symbol)}" if chunk.symbol else ""
     last = chunk.start_line + len(lines) - 1
-    return (
-        f"<<<CODE {tag} path={chunk.path} lines={chunk.start_line}-{last}{symbol}>>>\n"
-        f"{numbered}\n<<<END CODE {tag}>>>"
-    )
+    where = f"path={header_value(chunk.path)} lines={chunk.start_line}-{last}{symbol}"
+    return f"<<<CODE {tag} {where}>>>\n{numbered}\n<<<END CODE {tag}>>>"
 
 
 class ModelFinding(BaseModel):
@@ -211,7 +222,7 @@ _FENCE = re.compile(r"```[a-zA-Z]*\s*\n?(.*?)```", re.DOTALL)
 
 def parse_answer(text: str) -> list[ModelFinding]:
     """The findings in a model's answer; ProcessorError when it holds no valid JSON object."""
-    payload = _extract_json(text)
+    payload = extract_json_object(text, "findings")
     findings = payload.get("findings") if isinstance(payload, dict) else payload
     if not isinstance(findings, list):
         raise ProcessorError('model answer has no "findings" list')
@@ -221,32 +232,67 @@ def parse_answer(text: str) -> list[ModelFinding]:
         raise ProcessorError(f"model answer has an invalid finding: {exc}") from exc
 
 
-def _extract_json(text: str) -> Any:
-    """The findings object in ``text``, looking inside ``` fences first.
+def extract_json_object(text: str, key: str) -> Any:
+    """The LAST JSON object holding ``key`` in ``text`` (or a bare list that is the whole answer).
 
-    A bare list is accepted only when it is the whole answer (or fence), so a
-    list nested in some other object is never mistaken for the findings.
+    The last, not the first: a model may quote an object from the code under
+    review (an injected ``{"findings": []}``) before giving its own answer,
+    and the answer is what it says last. Objects nested in one already read
+    are skipped. A bare list is accepted only when it is the whole answer or
+    a whole fence, so a list inside some other object is never mistaken for
+    the findings.
     """
-    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    decoder = json.JSONDecoder()
-    for candidate in candidates:
+    stripped = text.strip()
+    for candidate in [stripped, *(m.group(1).strip() for m in _FENCE.finditer(text))]:
         try:
             whole = json.loads(candidate)
         except json.JSONDecodeError:
-            pass
-        else:
-            if isinstance(whole, list) or (isinstance(whole, dict) and "findings" in whole):
-                return whole
-        for attempt, match in enumerate(re.finditer(r"\{", candidate)):
-            if attempt >= _MAX_DECODE_ATTEMPTS:
-                break
+            continue
+        if isinstance(whole, list) and candidate == stripped:
+            return whole
+        if isinstance(whole, dict) and key in whole and candidate == stripped:
+            return whole
+    decoder = json.JSONDecoder()
+    found: Any = None
+    position, attempts = 0, 0
+    while attempts < _MAX_DECODE_ATTEMPTS:
+        start = text.find("{", position)
+        if start < 0:
+            break
+        attempts += 1
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            position = start + 1
+            continue
+        if isinstance(value, dict) and key in value:
+            found = value
+        position = end
+    if found is None:
+        for fence in _FENCE.finditer(text):
             try:
-                value, _ = decoder.raw_decode(candidate, match.start())
+                value = json.loads(fence.group(1))
             except json.JSONDecodeError:
                 continue
-            if isinstance(value, dict) and "findings" in value:
-                return value
-    raise ProcessorError(f"no JSON findings object in model answer: {text[:200]!r}")
+            if isinstance(value, list):
+                found = value
+    if found is None:
+        raise ProcessorError(f"no JSON {key} object in model answer: {text[:200]!r}")
+    return found
+
+
+def repair_message(user: str, answer: str, error: str) -> str:
+    """The question again, with why the last answer was rejected: the one repair attempt.
+
+    The rejected answer is quoted back (cut) so the model can fix its own
+    output rather than start over; the question stays whole so the line
+    numbers it refers to are still there.
+    """
+    return (
+        f"{user}\n\nYour previous answer could not be used: {error[:500]}\n"
+        f"Previous answer (cut):\n{answer[:2000]}\n\n"
+        'Answer again with the JSON object only, exactly in the shape {"findings": [...]}.'
+    )
 
 
 def findings_from_answer(
@@ -267,15 +313,22 @@ def findings_from_answer(
     shown = [v for v in verdicts if v.text]
     findings: dict[str, Finding] = {}
     for item in answer:
-        placed = _place(item, shown)
+        placed = place(item, shown)
         if placed is None:
             continue
         chunk, start, end = placed
+        message = item.message
+        start, end, moved = map_to_diff(chunk, start, end)
+        if moved:
+            message = f"{message} (about line {placed[1]})"
         lines = chunk.text.split("\n")
-        span = "\n".join(lines[start - chunk.start_line : end - chunk.start_line + 1])
+        original = lines[start - chunk.start_line : end - chunk.start_line + 1]
+        span = "\n".join(original)
         rule_id = f"llm:{item.category}"
         finding = Finding(
-            fingerprint=fingerprint(event.tenant, event.repo, chunk.path, span, rule_id),
+            fingerprint=fingerprint(
+                event.tenant, event.repo, chunk.path, span, rule_id, f"{chunk.symbol or ''}#0"
+            ),
             event_id=event.event_id,
             tenant=event.tenant,
             repo=event.repo,
@@ -288,11 +341,13 @@ def findings_from_answer(
             category=item.category,
             severity=item.severity,
             confidence=_LLM_CONFIDENCE[item.severity],
-            message=item.message,
+            message=message,
             origin="llm",
             received_at_ms=event.received_at_ms,
             created_at_ms=now_ms,
-            suggestion=item.suggestion,
+            suggestion=None
+            if moved
+            else suggestion_patch(chunk.path, original, start, item.suggestion),
             model=model,
             prompt_version=prompt_version,
         )
@@ -300,21 +355,51 @@ def findings_from_answer(
     return list(findings.values())
 
 
-def _place(item: ModelFinding, shown: list[ChunkVerdict]) -> tuple[ChunkVerdict, int, int] | None:
+# A comment attaches to a line in a diff hunk: changed lines and ~3 lines of context.
+DIFF_CONTEXT_LINES = 3
+
+
+def map_to_diff(chunk: ChunkVerdict, start: int, end: int) -> tuple[int, int, bool]:
+    """``start..end`` moved onto the diff when it lies outside every hunk: (start, end, moved).
+
+    Chunks hold whole functions, so a model may point at an unchanged line
+    twenty lines from any change, where no SCM lets a review comment attach.
+    Such a finding is anchored on the changed line nearest to it (and says
+    which line it is about); one within a hunk stays where it is. A chunk
+    without changed lines (an older producer) leaves lines as they are.
+    """
+    changed = chunk.changed_lines
+    if not changed:
+        return start, end, False
+    near = DIFF_CONTEXT_LINES
+    if any(start - near <= n <= end + near for n in changed):
+        return start, end, False
+    nearest = min(changed, key=lambda n: (min(abs(n - start), abs(n - end)), n))
+    return nearest, nearest, True
+
+
+def place(item: ModelFinding, shown: list[ChunkVerdict]) -> tuple[ChunkVerdict, int, int] | None:
     """The chunk a finding points into and its lines clamped to it; None when outside all."""
-    best: tuple[int, int, ChunkVerdict] | None = None
+    best: tuple[tuple[int, int, int, int], ChunkVerdict] | None = None
     for chunk in shown:
-        if chunk.path != item.path:
+        if item.path not in (chunk.path, header_value(chunk.path)):
             continue
         last = chunk.start_line + len(chunk.text.split("\n")) - 1
         overlap = min(item.end_line, last) - max(item.start_line, chunk.start_line) + 1
         if overlap <= 0:
             continue
         contains = 1 if chunk.start_line <= item.start_line <= last else 0
-        if best is None or (contains, overlap) > (best[0], best[1]):
-            best = (contains, overlap, chunk)
+        near = DIFF_CONTEXT_LINES
+        in_diff = int(
+            any(item.start_line - near <= n <= item.end_line + near for n in chunk.changed_lines)
+        )
+        # Nested chunks (a module-level chunk around functions) both contain a line:
+        # the one whose change is near it, then the smallest, is the one meant.
+        rank = (contains, in_diff, overlap, -(last - chunk.start_line))
+        if best is None or rank > best[0]:
+            best = (rank, chunk)
     if best is None:
         return None
-    chunk = best[2]
+    chunk = best[1]
     last = chunk.start_line + len(chunk.text.split("\n")) - 1
     return chunk, max(item.start_line, chunk.start_line), min(item.end_line, last)

@@ -212,8 +212,11 @@ def _python_groups(
 ) -> list[tuple[int, int, str | None, list[int]]]:
     """Changed lines grouped by their smallest enclosing definition.
 
-    Returns ``(lo, hi, symbol, lines)``; module-level lines come as one group
-    over the whole file with ``symbol=None``.
+    Returns ``(lo, hi, symbol, lines)``. Module-level lines (imports,
+    constants, top-level statements) are grouped by the stretch of module
+    code between two top-level definitions that holds them, ``symbol=None``:
+    a changed constant must not drag the functions around it into its chunk,
+    or every function of a small file would be reviewed twice.
     """
     tree = Parser(_python_language()).parse(content.encode("utf-8", "surrogatepass"))
     definitions = _definitions(tree.root_node)
@@ -223,9 +226,15 @@ def _python_groups(
         best = min(enclosing, key=lambda d: (d.end - d.start, -d.depth), default=None)
         by_definition.setdefault(best, []).append(line)
     groups: list[tuple[int, int, str | None, list[int]]] = []
+    top = [d for d in definitions if d.depth == 0]
     for definition, lines in by_definition.items():
         if definition is None:
-            groups.append((1, line_count, None, lines))
+            stretches: dict[tuple[int, int], list[int]] = {}
+            for line in lines:
+                lo = max((d.end for d in top if d.end < line), default=0) + 1
+                hi = min((d.start for d in top if d.start > line), default=line_count + 1) - 1
+                stretches.setdefault((lo, hi), []).append(line)
+            groups += [(lo, hi, None, ls) for (lo, hi), ls in stretches.items()]
         else:
             end = min(definition.end, line_count)
             groups.append((definition.start, end, definition.qualname, lines))

@@ -96,12 +96,15 @@ class FileDiff:
 
     @property
     def removed_anchor_lines(self) -> list[int]:
-        """For each run of ``-`` lines, the head line where the removal shows.
+        """For each run of ``-`` lines, the head lines where the removal shows.
 
-        That is the next surviving head line, so a PR that only deletes a
-        guard still has a line to review. A run that ends its hunk has no
-        next line in the diff (with normal context that means end of file),
-        so it anchors on the previous surviving line, which always exists.
+        A pure removal happens between two surviving head lines, and both are
+        where a reviewer would point: the line before (what the deleted code
+        followed, often the condition it guarded) and the next surviving line
+        (what now runs in its place). So a PR that only deletes a guard still
+        has lines to review. Only lines inside the hunk count, since only
+        those can carry a review comment. A run replaced by ``+`` lines
+        anchors on the first of them: the replacement marks the spot.
         """
         if self.status == "deleted":
             return []
@@ -109,13 +112,18 @@ class FileDiff:
         for hunk in self.hunks:
             line_no = hunk._first_head_line()
             in_run = False
+            before: int | None = None  # the surviving line the current run follows
             for line in hunk.lines:
                 tag = line[:1]
                 if tag == "-":
+                    if not in_run:
+                        before = line_no - 1 if line_no > hunk._first_head_line() else None
                     in_run = True
                 elif tag in (" ", "+"):
                     if in_run:
                         anchors.add(line_no)
+                        if tag == " " and before is not None:
+                            anchors.add(before)
                         in_run = False
                     line_no += 1
             if in_run:

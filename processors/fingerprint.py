@@ -21,7 +21,17 @@ def normalize_span(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def fingerprint(tenant: str, repo: str, path: str, code_span: str, rule_id: str) -> str:
-    """A sha256 hex identity of a finding: where it is, what code, which rule."""
-    fields = (tenant, repo, path, normalize_span(code_span), rule_id)
+def fingerprint(
+    tenant: str, repo: str, path: str, code_span: str, rule_id: str, anchor: str = ""
+) -> str:
+    """A sha256 hex identity of a finding: where it is, what code, which rule.
+
+    ``anchor`` tells identical code apart: the same line pasted into ten
+    functions is ten findings, not one. Callers pass the enclosing symbol
+    and the occurrence number of the span within it, which, unlike line
+    numbers, survive edits elsewhere in the file.
+    """
+    fields: tuple[str, ...] = (tenant, repo, path, normalize_span(code_span), rule_id)
+    if anchor:
+        fields += (anchor,)
     return hashlib.sha256("\0".join(fields).encode("utf-8", "surrogatepass")).hexdigest()

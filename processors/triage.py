@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from processors.analyzers import RawIssue
-from processors.fingerprint import fingerprint
+from processors.fingerprint import fingerprint, normalize_span
 from schemas.errors import ProcessorError
 from schemas.records import ChunkVerdict, CodeChunk, Finding, PullRequestEvent, TriageResult
 
@@ -44,6 +44,8 @@ _CONFIDENCE: dict[tuple[str, str], float] = {
     ("security", "HIGH"): 0.6,
     ("security", "MEDIUM"): 0.4,
     ("security", "LOW"): 0.2,
+    ("security", "INFO"): 0.1,
+    ("style", "LOW"): 0.15,
     ("secret", "CRITICAL"): 0.7,
     ("secret", "HIGH"): 0.6,
 }
@@ -111,15 +113,19 @@ def triage_event(
     *,
     now_ms: int,
     escalate_risk: float = 0.5,
-    near_lines: int = 2,
+    near_lines: int = 3,
+    carry_text_risk: float | None = None,
 ) -> tuple[TriageResult, list[Finding]]:
     """The triage verdict for one PR revision and its cheap findings, deduplicated.
 
     ``chunks`` are the event's chunks (from ``chunk_event``), ``issues`` what
-    the analyzers reported on the event's head files.
+    the analyzers reported on the event's head files. Verdicts carry their
+    chunk's text from ``carry_text_risk`` up (default: only escalated ones),
+    so a cheap model can be asked about borderline chunks downstream.
     """
     if not 0.0 <= escalate_risk <= 1.0:
         raise ValueError(f"escalate_risk must be within [0, 1], got {escalate_risk}")
+    carry_from = escalate_risk if carry_text_risk is None else min(carry_text_risk, escalate_risk)
     if near_lines < 0:
         raise ValueError(f"near_lines cannot be negative, got {near_lines}")
     strangers = {c.event_id for c in chunks if c.event_id != event.event_id}
@@ -131,6 +137,9 @@ def triage_event(
     for each in chunks:
         by_path.setdefault(each.path, []).append(each)
     findings: dict[str, Finding] = {}
+    # (chunk, rule, normalized span) -> lines seen: identical code twice in one
+    # chunk is two findings, the same issue reported twice (same lines) is one.
+    occurrences: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
     for issue in sorted(issues, key=lambda i: (i.path, i.line, i.end_line, i.rule_id)):
         if issue.rule_id in MUTED_IN_TESTS and is_test_path(issue.path):
             continue
@@ -138,11 +147,19 @@ def triage_event(
         if chunk is None:
             continue
         by_chunk[chunk.chunk_id].append(issue)
-        finding = _finding(event, chunk, issue, now_ms=now_ms)
+        span = _code_span(event, chunk, issue)
+        seen = occurrences.setdefault((chunk.chunk_id, issue.rule_id, normalize_span(span)), [])
+        if (issue.line, issue.end_line) not in seen:
+            seen.append((issue.line, issue.end_line))
+        anchor = f"{chunk.symbol or ''}#{seen.index((issue.line, issue.end_line))}"
+        finding = _finding(event, issue, span, anchor, now_ms=now_ms)
         findings.setdefault(finding.fingerprint, finding)
 
     verdicts = [
-        _verdict(chunk, by_chunk[chunk.chunk_id], escalate_risk=escalate_risk) for chunk in chunks
+        _verdict(
+            chunk, by_chunk[chunk.chunk_id], escalate_risk=escalate_risk, carry_from=carry_from
+        )
+        for chunk in chunks
     ]
     result = TriageResult(
         event_id=event.event_id,
@@ -162,11 +179,15 @@ def triage_event(
 # throwaway passwords and temp paths in fixtures, non-crypto randomness.
 # Reporting them there is the noise reviewers are blamed for.
 MUTED_IN_TESTS = frozenset(
-    {"ruff:S101", "ruff:S105", "ruff:S106", "ruff:S107", "ruff:S108", "ruff:S311"}
-)
+    {
+        "ruff:S101", "ruff:S105", "ruff:S106", "ruff:S107", "ruff:S108", "ruff:S311",
+        "bandit:B101", "bandit:B105", "bandit:B106", "bandit:B107", "bandit:B108",
+        "bandit:B311", "rules:hardcoded-temp-path", "rules:builtin-shadowed",
+    }
+)  # fmt: skip
 
 
-def focus_lines(chunks: Sequence[CodeChunk], *, near_lines: int = 2) -> dict[str, set[int]]:
+def focus_lines(chunks: Sequence[CodeChunk], *, near_lines: int = 3) -> dict[str, set[int]]:
     """The lines whose issues can survive triage: changed lines +- ``near_lines``.
 
     Analyzers that work line by line take this to skip the rest of a file;
@@ -249,7 +270,9 @@ def confidence_for(category: str, severity: str) -> float:
     return _CONFIDENCE.get((category, severity), _DEFAULT_CONFIDENCE)
 
 
-def _verdict(chunk: CodeChunk, issues: list[RawIssue], *, escalate_risk: float) -> ChunkVerdict:
+def _verdict(
+    chunk: CodeChunk, issues: list[RawIssue], *, escalate_risk: float, carry_from: float
+) -> ChunkVerdict:
     risk, reasons = score_chunk(chunk, issues)
     escalate = risk >= escalate_risk
     return ChunkVerdict(
@@ -262,14 +285,16 @@ def _verdict(chunk: CodeChunk, issues: list[RawIssue], *, escalate_risk: float) 
         escalate=escalate,
         symbol=chunk.symbol,
         reasons=reasons,
-        text=chunk.text if escalate else "",
+        text=chunk.text if escalate or risk >= carry_from else "",
+        changed_lines=sorted(set(chunk.changed_lines)),
     )
 
 
-def _finding(event: PullRequestEvent, chunk: CodeChunk, issue: RawIssue, *, now_ms: int) -> Finding:
-    span = _code_span(event, chunk, issue)
+def _finding(
+    event: PullRequestEvent, issue: RawIssue, span: str, anchor: str, *, now_ms: int
+) -> Finding:
     return Finding(
-        fingerprint=fingerprint(event.tenant, event.repo, issue.path, span, issue.rule_id),
+        fingerprint=fingerprint(event.tenant, event.repo, issue.path, span, issue.rule_id, anchor),
         event_id=event.event_id,
         tenant=event.tenant,
         repo=event.repo,

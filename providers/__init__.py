@@ -3,11 +3,15 @@
 Deep analysis needs one thing from a model: a system and a user message in,
 text and token counts out. Each provider wraps its vendor's official SDK and
 maps the SDK's errors onto one typed ``ProviderError`` whose ``retryable``
-tells the agent whether to back off and retry or to give up on the call.
-The SDKs already retry rate limits and 5xx answers ``max_retries`` times
-(honouring Retry-After); a ``ProviderError(retryable=True)`` means those
-retries were spent, so the agent decides what happens next (dead-letter,
-skip deep analysis for this PR, try later).
+tells the caller whether to back off and retry or to give up on the call.
+
+Resilience is ours, not the SDKs': ``providers.tiers.build_tiers`` builds
+providers with the SDK retries off and wraps them in
+``providers.resilient.ResilientProvider`` (our retry policy from
+``providers.retrying`` plus a circuit breaker from ``providers.circuit``), so
+one place decides how long to wait, when to give up and when to stop calling
+a failing model at all. ``build_provider`` alone still passes ``max_retries``
+to the SDK, for callers that want a bare provider.
 
 ``build_provider`` takes scalars, not the Settings object, so that the
 factory is testable alone and providers never see unrelated configuration.
@@ -33,13 +37,18 @@ class Completion:
     output_tokens: int
     latency_ms: float
     model: str
+    # Calls it took, retries included; the resilient wrapper fills it in.
+    attempts: int = 1
+    # Why generation ended ("stop", "end_turn", "length", "max_tokens"...); "" if not told.
+    stop_reason: str = ""
 
 
 class ProviderError(CodeReviewError):
     """A model call failed; ``retryable`` says whether trying again later may help.
 
     ``status`` is the HTTP status when the server answered, ``retry_after_s``
-    the server's Retry-After hint when it sent one.
+    the server's Retry-After hint when it sent one, ``attempts`` how many calls
+    were made before giving up (the retry policy sets it).
     """
 
     def __init__(
@@ -49,20 +58,29 @@ class ProviderError(CodeReviewError):
         retryable: bool,
         status: int | None = None,
         retry_after_s: float | None = None,
+        attempts: int = 1,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status = status
         self.retry_after_s = retry_after_s
+        self.attempts = attempts
 
 
 class LlmProvider(Protocol):
-    """One model behind one API. ``name`` labels usage rows (LlmUsage.provider)."""
+    """One model behind one API. ``name`` labels usage rows (LlmUsage.provider).
+
+    ``stream=True`` reads the answer as server-sent events and returns the same
+    ``Completion`` once it is whole: a long answer then never sits idle past a
+    read timeout, and a stream cut short is a retryable error, not half a JSON.
+    """
 
     name: str
     model: str
 
-    async def complete(self, system: str, user: str, *, max_tokens: int) -> Completion: ...
+    async def complete(
+        self, system: str, user: str, *, max_tokens: int, stream: bool = False
+    ) -> Completion: ...
 
 
 def is_retryable_status(status: int) -> bool:
@@ -89,8 +107,12 @@ def build_provider(
     model: str,
     timeout_s: float,
     max_retries: int,
+    json_mode: bool = False,
 ) -> LlmProvider | None:
     """The provider for ``kind``; "" means deep analysis is off and returns None.
+
+    ``json_mode`` asks OpenAI-API servers for JSON-constrained output
+    (``response_format``); Anthropic has no such switch and ignores it.
 
     "openai-compatible" (llama.cpp, vLLM, Ollama...) uses the OpenAI SDK with
     the classic ``max_tokens`` and no key requirement; "openai" proper uses
@@ -127,4 +149,5 @@ def build_provider(
         timeout_s=timeout_s,
         max_retries=max_retries,
         legacy_max_tokens=kind == "openai-compatible",
+        json_mode=json_mode,
     )

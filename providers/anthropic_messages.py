@@ -1,9 +1,13 @@
 """Anthropic Messages through the official SDK.
 
-Same shape as the OpenAI provider: the SDK retries and times out, this class
-shapes the request and maps errors to ``ProviderError``. The key is always
-passed explicitly, which also stops the SDK from looking for credentials in
-the environment or in profile files on disk.
+Same shape as the OpenAI provider: the SDK times out, this class shapes the
+request, reads the answer whole or streamed, and maps errors to
+``ProviderError``; retries are the caller's (``providers.retrying``). A
+streamed answer's tokens come from ``message_start`` (input) and
+``message_delta`` (output), which the SDK folds into its final message; a
+stream without a stop reason was cut short and is a retryable error. The key
+is always passed explicitly, which also stops the SDK from looking for
+credentials in the environment or in profile files on disk.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import time
 
 import anthropic
+from anthropic.types import Message
 
 from providers import Completion, ProviderError, is_retryable_status, parse_retry_after
 
@@ -37,18 +42,31 @@ class AnthropicProvider:
             max_retries=max_retries,
         )
 
-    async def complete(self, system: str, user: str, *, max_tokens: int) -> Completion:
+    async def complete(
+        self, system: str, user: str, *, max_tokens: int, stream: bool = False
+    ) -> Completion:
         started = time.perf_counter()
         try:
-            message = await self._client.messages.create(
-                model=self.model,
-                max_tokens=max_tokens,
-                system=system,
-                messages=[{"role": "user", "content": user}],
-            )
+            if stream:
+                async with self._client.messages.stream(
+                    model=self.model,
+                    max_tokens=max_tokens,
+                    system=system,
+                    messages=[{"role": "user", "content": user}],
+                ) as events:
+                    message: Message = await events.get_final_message()
+            else:
+                message = await self._client.messages.create(
+                    model=self.model,
+                    max_tokens=max_tokens,
+                    system=system,
+                    messages=[{"role": "user", "content": user}],
+                )
         except anthropic.APIError as exc:
             raise to_provider_error(exc) from exc
         latency_ms = (time.perf_counter() - started) * 1000.0
+        if stream and message.stop_reason is None:
+            raise ProviderError("anthropic: stream ended before a stop reason", retryable=True)
         text = "".join(block.text for block in message.content if block.type == "text")
         return Completion(
             text=text,
@@ -56,6 +74,7 @@ class AnthropicProvider:
             output_tokens=message.usage.output_tokens,
             latency_ms=latency_ms,
             model=message.model or self.model,
+            stop_reason=message.stop_reason or "",
         )
 
     async def aclose(self) -> None:
@@ -76,4 +95,7 @@ def to_provider_error(exc: anthropic.APIError) -> ProviderError:
             status=exc.status_code,
             retry_after_s=parse_retry_after(exc.response.headers.get("retry-after")),
         )
+    if type(exc) is anthropic.APIError:
+        # An error event in the middle of a stream: the server failed mid-answer.
+        return ProviderError(f"anthropic: error during the stream: {exc}", retryable=True)
     return ProviderError(f"anthropic: {type(exc).__name__}: {exc}", retryable=False)

@@ -130,6 +130,7 @@ class ChunkVerdict:
     symbol: str | None = None
     reasons: list[str] = field(default_factory=list)
     text: str = ""
+    changed_lines: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +206,7 @@ class LlmUsage:
     at_ms: int
     cache_hit: bool = False
     error: str | None = None
+    tier: str = "strong"
 
 
 @dataclass(frozen=True, slots=True)

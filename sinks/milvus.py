@@ -42,6 +42,7 @@ _WIDTHS = {
     "symbol": 1024,
     "head_sha": 128,
     "text_hash": 128,
+    "text": 65_535,
 }
 _IDENTITY = frozenset({"chunk_id", "tenant", "repo", "head_sha", "text_hash", "language"})
 _UPSERT_ROWS = 1000  # rows per request: ~1.6 kB a 384-d row, far below gRPC's 64 MB
@@ -50,8 +51,9 @@ _QUERY_LIMIT = 16_384  # Milvus' default cap on query results
 _NUM_PARTITIONS = 16
 _OUTPUT = [
     "chunk_id", "tenant", "repo", "path", "language", "symbol", "head_sha",
-    "text_hash", "start_line", "end_line", "pr_number",
+    "text_hash", "start_line", "end_line", "pr_number", "text",
 ]  # fmt: skip
+_DEFINITIONS_LIMIT = 64  # rows per definitions lookup: a few per symbol is plenty
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _RETRYABLE_CODES = frozenset({Status.CONNECT_FAILED, mex.ErrorCode.RATE_LIMIT})
 _RETRYABLE = (
@@ -177,6 +179,36 @@ class MilvusSink:
             )
         return [{**hit["entity"], "score": float(hit["distance"])} for hit in hits[0]]
 
+    def definitions(
+        self, symbols: Sequence[str], *, tenant: str, repo: str, exclude_pr: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Chunks of the SAME tenant and repo that define one of ``symbols``.
+
+        A chunk's ``symbol`` is its qualified name ("Cls.method"); a symbol
+        matches its full name or its last part, so a call to ``method`` finds
+        ``Cls.method``. Newest PR first, one row per symbol and path.
+        """
+        names = sorted({s for s in symbols if s})
+        if not names:
+            return []
+        literals = ", ".join(milvus_literal(n) for n in names)
+        likes = " or ".join(f"symbol like {milvus_literal('%.' + n)}" for n in names)
+        expr = (
+            f"tenant == {milvus_literal(tenant)} and repo == {milvus_literal(repo)}"
+            f" and (symbol in [{literals}] or {likes})"
+        )
+        if exclude_pr is not None:
+            expr += f" and pr_number != {int(exclude_pr)}"
+        client = self._started()
+        with _mapped("query"):
+            rows = client.query(
+                self.collection, filter=expr, output_fields=_OUTPUT, limit=_DEFINITIONS_LIMIT
+            )
+        best: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in sorted(rows, key=lambda r: -int(r.get("pr_number", 0))):
+            best.setdefault((str(row.get("symbol")), str(row.get("path"))), dict(row))
+        return list(best.values())
+
     def count(self, tenant: str | None = None) -> int:
         expr = "" if tenant is None else f"tenant == {milvus_literal(tenant)}"
         client = self._started()
@@ -229,6 +261,7 @@ class MilvusSink:
             "symbol": chunk.symbol or "",
             "head_sha": chunk.head_sha,
             "text_hash": chunk.text_hash,
+            "text": chunk.text,
         }
         for field, width in _WIDTHS.items():
             row[field] = _fit(field, row[field], width)
@@ -268,6 +301,12 @@ class MilvusSink:
         """An existing collection of another width means another embedder: refuse."""
         with _mapped("describe collection"):
             info = client.describe_collection(self.collection)
+        names = {field.get("name") for field in info.get("fields", [])}
+        if "text" not in names:
+            raise SinkWriteError(
+                f"collection {self.collection} predates stored chunk text: use another collection",
+                retryable=False,
+            )
         for field in info.get("fields", []):
             if field.get("name") == "vector":
                 dim = int(field.get("params", {}).get("dim", self.dim))

@@ -19,10 +19,10 @@ from typing import Any, cast
 
 import faust
 
+from codereview.models import tiers_from_settings
 from codereview.settings import Settings, SourceSettings
 from processors.analyzers import build_analyzers
 from processors.embedding import Embedder, EmbeddingCache, build_embedder
-from providers import build_provider
 from schemas.codec import AvroCodec
 from schemas.errors import ProcessorError
 from schemas.registry import ConfluentSchemaRegistry, LocalSchemaRegistry, SchemaRegistry
@@ -30,7 +30,9 @@ from sinks.clickhouse import ClickHouseSink
 from sinks.kafka import AsyncKafkaRecordSink
 from sinks.milvus import MilvusSink
 from sources.scm_api import ScmApi, build_scm_api
+from streams.budgets import Budgets
 from streams.channels import declare_channels
+from streams.deep_review import LlmDeps
 from streams.emitter import Emitter
 from streams.fetch_backoff import install_empty_fetch_backoff
 from streams.ingest import IngestDeps, register_ingest_agents
@@ -156,25 +158,19 @@ def create_app(
         emb = settings.embedding
         embedder = embedder_from_settings(settings)
         milvus = MilvusSink.from_settings(settings.milvus, uri=endpoints.milvus_uri, dim=emb.dim)
-        llm = settings.llm
-        provider = build_provider(
-            llm.provider,
-            base_url=llm.base_url,
-            api_key=llm.api_key.get_secret_value(),
-            model=llm.model,
-            timeout_s=llm.timeout_s,
-            max_retries=llm.max_retries,
-        )
+        llm_deps = llm_from_settings(settings)
         apis = ScmApis(settings.source)
         deps = PipelineDeps(
             emitter=emitter,
             milvus=milvus,
             embedder=embedder,
             embed_cache=EmbeddingCache(emb.cache_size),
-            analyzers=build_analyzers(["ruff", "detect-secrets"]),
-            provider=provider,
-            escalate_risk=llm.escalate_risk,
-            max_output_tokens=llm.max_output_tokens,
+            analyzers=build_analyzers(settings.triage.analyzers),
+            llm=llm_deps,
+            escalate_risk=settings.llm.escalate_risk,
+            near_lines=settings.triage.near_lines,
+            carry_text_risk=settings.llm.gate_risk if llm_deps and llm_deps.cheap else None,
+            published_ttl_days=settings.llm.cache_ttl_days,
             embed_nice=emb.nice,
         )
         register_pipeline_agents(app, channels, deps)
@@ -235,4 +231,29 @@ def _credentials(settings: Settings) -> Any:
         username=k.sasl_username,
         password=k.sasl_password.get_secret_value(),
         mechanism=k.sasl_mechanism,
+    )
+
+
+def llm_from_settings(settings: Settings) -> LlmDeps | None:
+    """Both model tiers behind retries and a breaker, and the budgets; None when off."""
+    llm = settings.llm
+    tiers = tiers_from_settings(llm)
+    if tiers.strong is None:
+        return None
+    return LlmDeps(
+        strong=tiers.strong,
+        cheap=tiers.cheap if llm.cheap_model else None,
+        budgets=Budgets(
+            llm.budgets_usd,
+            llm.budgets_tokens,
+            partitions=PARTITIONS,
+            window_s=llm.budget_window_s,
+            alert_ratio=llm.budget_alert_ratio,
+        ),
+        max_output_tokens=llm.max_output_tokens,
+        prompt_budget_tokens=llm.prompt_budget_tokens,
+        gate_risk=llm.gate_risk,
+        cache_ttl_days=llm.cache_ttl_days,
+        max_calls_per_pr=llm.max_calls_per_pr,
+        stream=llm.stream,
     )

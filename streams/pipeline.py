@@ -8,7 +8,7 @@ model, store clients) runs in a thread so the event loop keeps heartbeating.
     scm.webhooks.raw -> normalize -> pr.events        (streams/ingest.py)
     pr.events  -> chunk  -> pr.chunks -> embed -> Milvus
     pr.events  -> triage -> pr.findings (cheap findings) + pr.triaged
-    pr.triaged -> analyze (LLM, when configured) -> pr.findings
+    pr.triaged -> analyze (LLM, when configured) -> pr.findings  (streams/deep_review.py)
     review.feedback -> learn -> rule_feedback table
 
 Triage reads ``pr.events`` rather than ``pr.chunks``: linters need whole
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import threading
@@ -32,25 +31,23 @@ from typing import TypeVar, cast
 
 import faust
 
-from processors.analysis import build_prompt, findings_from_answer, parse_answer
 from processors.analyzers import Analyzer
 from processors.chunking import chunk_event
 from processors.embedding import Embedder, EmbeddingCache, embed_cached
 from processors.triage import focus_lines, triage_event
-from providers import LlmProvider
-from providers.pricing import cost_usd
 from schemas.errors import DecodeError
 from schemas.records import (
     CodeChunk,
     FeedbackEvent,
     Finding,
-    LlmUsage,
     PullRequestEvent,
     TriageResult,
 )
 from sinks.milvus import MilvusSink
 from streams.channels import Channels
+from streams.deep_review import LlmDeps, register_deep_review
 from streams.emitter import Emitter, guarded, now_ms
+from streams.published import PublishedFindings
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +65,11 @@ class PipelineDeps:
     embedder: Embedder
     embed_cache: EmbeddingCache
     analyzers: list[Analyzer]
-    provider: LlmProvider | None
+    llm: LlmDeps | None
     escalate_risk: float
-    max_output_tokens: int
-    prompt_budget_tokens: int = 6000
+    near_lines: int = 3
+    carry_text_risk: float | None = None
+    published_ttl_days: float = 90.0
     embed_nice: int = 10
     embed_executor: ThreadPoolExecutor = field(init=False)
 
@@ -101,6 +99,10 @@ def _decode(deps: PipelineDeps, event: faust.EventT, kind: type[R]) -> R:
 def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -> None:
     emit = deps.emitter
     rule_feedback = app.Table("rule_feedback", default=int, partitions=ch.feedback.partitions)
+    published = PublishedFindings(
+        app.Table("published_triage", default=None, partitions=ch.events.partitions),
+        ttl_days=deps.published_ttl_days,
+    )
 
     @app.agent(ch.events, name="chunk")
     async def chunk(stream: faust.StreamT) -> None:
@@ -144,28 +146,31 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
                 started = time.perf_counter()
                 pr = _decode(deps, event, PullRequestEvent)
                 result, findings = await asyncio.to_thread(_triage, deps, pr)
-                for finding in findings:
+                fresh, carried = published.unpublished(findings)
+                for finding in fresh:
                     await emit.send(ch.findings, finding.key, finding, parent=event)
+                published.remember(fresh, now_ms())
                 await emit.send(ch.triaged, result.key, result, parent=event)
                 escalated = sum(1 for v in result.chunks if v.escalate)
                 await emit.metric(
                     "triage",
                     pr,
                     started=started,
-                    items=len(findings),
-                    attrs={"chunks": str(len(result.chunks)), "escalated": str(escalated)},
+                    items=len(fresh),
+                    attrs={
+                        "chunks": str(len(result.chunks)),
+                        "escalated": str(escalated),
+                        "findings": str(len(findings)),
+                        "carried_over": str(carried),
+                    },
                 )
 
             await guarded(emit, "triage", event, work)
 
-    if deps.provider is None:
+    if deps.llm is None:
         log.info("deep analysis skipped: no LLM provider configured (CODEREVIEW_LLM__PROVIDER)")
     else:
-
-        @app.agent(ch.triaged, name="analyze")
-        async def analyze(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                await guarded(emit, "analyze", event, partial(_analyze, deps, ch, event))
+        register_deep_review(app, ch, deps)
 
     @app.agent(ch.feedback, name="learn")
     async def learn(stream: faust.StreamT) -> None:
@@ -197,9 +202,17 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
 def _triage(deps: PipelineDeps, pr: PullRequestEvent) -> tuple[TriageResult, list[Finding]]:
     chunks = chunk_event(pr)
     files = {s.path: s.content for s in pr.files if s.content is not None}
-    focus = focus_lines(chunks)
+    focus = focus_lines(chunks, near_lines=deps.near_lines)
     issues = [issue for analyzer in deps.analyzers for issue in analyzer.analyze(files, focus)]
-    return triage_event(pr, chunks, issues, now_ms=now_ms(), escalate_risk=deps.escalate_risk)
+    return triage_event(
+        pr,
+        chunks,
+        issues,
+        now_ms=now_ms(),
+        escalate_risk=deps.escalate_risk,
+        near_lines=deps.near_lines,
+        carry_text_risk=deps.carry_text_risk,
+    )
 
 
 async def _embed_batch(deps: PipelineDeps, chunks: list[CodeChunk]) -> None:
@@ -220,88 +233,3 @@ async def _embed_batch(deps: PipelineDeps, chunks: list[CodeChunk]) -> None:
         items=len(chunks),
         attrs={"embedded": str(embedded), "from_store": str(len(known))},
     )
-
-
-async def _analyze(deps: PipelineDeps, ch: Channels, event: faust.EventT) -> None:
-    started = time.perf_counter()
-    result = _decode(deps, event, TriageResult)
-    escalated = [v for v in result.chunks if v.escalate]
-    if not escalated or deps.provider is None:
-        return
-    context = await asyncio.to_thread(_related_context, deps, result, escalated)
-    prompt = build_prompt(
-        escalated, repo=result.repo, context=context, budget_tokens=deps.prompt_budget_tokens
-    )
-    provider = deps.provider
-    ok, error, text, tokens_in, tokens_out, latency = True, None, "", 0, 0, 0.0
-    try:
-        completion = await provider.complete(
-            prompt.system, prompt.user, max_tokens=deps.max_output_tokens
-        )
-        text, tokens_in, tokens_out = (
-            completion.text,
-            completion.input_tokens,
-            completion.output_tokens,
-        )
-        latency = completion.latency_ms
-    except Exception as exc:
-        ok, error = False, f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        usage = LlmUsage(
-            call_id=f"{result.event_id}:{prompt.version}:{provider.model}",
-            event_id=result.event_id,
-            tenant=result.tenant,
-            repo=result.repo,
-            pr_number=result.pr_number,
-            provider=provider.name,
-            model=provider.model,
-            prompt_version=prompt.version,
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
-            cost_usd=cost_usd(provider.model, tokens_in, tokens_out),
-            latency_ms=latency,
-            ok=ok,
-            error=error,
-            at_ms=now_ms(),
-        )
-        await deps.emitter.send(ch.metrics, "analyze", usage, parent=event)
-    findings = findings_from_answer(
-        parse_answer(text),
-        _prompt_chunks(escalated, prompt.included_chunk_ids),
-        result,
-        model=provider.model,
-        prompt_version=prompt.version,
-        now_ms=now_ms(),
-    )
-    for finding in findings:
-        await deps.emitter.send(ch.findings, finding.key, finding, parent=event)
-    await deps.emitter.metric(
-        "analyze",
-        result,
-        started=started,
-        items=len(findings),
-    )
-
-
-def _prompt_chunks(verdicts: list, included: list[str]) -> list:
-    keep = set(included)
-    return [v for v in verdicts if v.chunk_id in keep]
-
-
-def _related_context(deps: PipelineDeps, result: TriageResult, escalated: list) -> list[str]:
-    """Related code from the SAME tenant and repo, from earlier PRs."""
-    texts = [v.text for v in escalated[:3]]
-    vectors, _ = embed_cached(
-        deps.embedder,
-        [(hashlib.sha256(t.encode()).hexdigest(), t) for t in texts],
-        deps.embed_cache,
-        {},
-    )
-    context: list[str] = []
-    for vec in vectors.values():
-        for hit in deps.milvus.search(
-            vec, tenant=result.tenant, repo=result.repo, limit=3, exclude_pr=result.pr_number
-        ):
-            context.append(f"{hit.get('path')}:{hit.get('start_line')} {hit.get('symbol') or ''}")
-    return context

@@ -46,7 +46,14 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
 
 # Faust keeps table changelogs and repartition topics under the app id; they
 # are created up front too, with the same partition count as their source.
-TABLE_NAMES: tuple[str, ...] = ("rule_feedback", "deliveries")
+TABLE_NAMES: tuple[str, ...] = (
+    "rule_feedback",
+    "deliveries",
+    "llm_cache",
+    "published_llm",
+    "published_triage",
+    "llm_spend",
+)
 
 
 def changelog_topics(app_id: str) -> tuple[TopicSpec, ...]:

@@ -76,9 +76,37 @@ def _detect_secrets() -> Analyzer:
     return SecretsAnalyzer()
 
 
+def _rules() -> Analyzer:
+    from processors.analyzers.rules import RulesAnalyzer
+
+    return RulesAnalyzer()
+
+
+def _bandit() -> Analyzer:
+    from processors.analyzers.bandit import BanditAnalyzer
+
+    return BanditAnalyzer()
+
+
+def _semgrep() -> Analyzer:
+    from processors.analyzers.semgrep import SemgrepAnalyzer
+
+    return SemgrepAnalyzer()
+
+
+def _prompt_injection() -> Analyzer:
+    from processors.injection import InjectionAnalyzer
+
+    return InjectionAnalyzer()
+
+
 _FACTORIES: dict[str, Callable[[], Analyzer]] = {
     "ruff": _ruff,
     "detect-secrets": _detect_secrets,
+    "rules": _rules,
+    "bandit": _bandit,
+    "semgrep": _semgrep,
+    "prompt-injection": _prompt_injection,
 }
 ANALYZER_NAMES = tuple(_FACTORIES)
 

@@ -16,16 +16,14 @@ selection here only.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Collection, Mapping
 from pathlib import Path, PurePosixPath
 from tempfile import TemporaryDirectory
 from typing import Any
 
 from processors.analyzers import RawIssue
+from processors.analyzers.binaries import find_tool
 from schemas.errors import ProcessorError
 
 SELECT = "F,B,E9,PLE,S"
@@ -42,15 +40,8 @@ _SECURITY_LOW = frozenset({"S101", "S110", "S112", "S311", "S603", "S607", "S404
 
 
 def find_ruff_binary() -> str:
-    """The ruff next to this interpreter (the pinned one in the venv), else on PATH."""
-    name = "ruff.exe" if os.name == "nt" else "ruff"
-    beside = Path(sys.executable).parent / name
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("ruff")
-    if found is None:
-        raise FileNotFoundError("ruff binary not found next to the interpreter or on PATH")
-    return found
+    """The pinned ruff (next to this interpreter, else the tools venv, else PATH)."""
+    return find_tool("ruff")
 
 
 def classify(code: str) -> tuple[str, str]:

@@ -7,6 +7,8 @@ import io
 import json
 import struct
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from codereview.settings import (
     ClickHouseSettings,
+    LlmSettings,
     SchemaRegistrySettings,
     Settings,
     SourceSettings,
@@ -96,6 +99,33 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             yield Platform(settings, github, golden, info.kafka_bootstrap)
         finally:
             stop_platform(settings)
+
+
+def api_platform_settings(root: Path, *, api_key: str, llm: LlmSettings, app: str) -> Settings:
+    """Settings for a platform fed through ``POST /v1/events`` and reviewed by ``llm``."""
+    return Settings(
+        stack=StackSettings(state_dir=root / "stack"),
+        schema_registry=SchemaRegistrySettings(local_path=root / "registry.json"),
+        clickhouse=ClickHouseSettings(chdb_path=root / "chdb", flush_interval_s=0.3),
+        source=SourceSettings(api_keys={"default": [api_key]}),
+        llm=llm,
+        worker=WorkerSettings(app_id=f"{app}-{uuid.uuid4().hex[:6]}", data_dir=root / "faust"),
+    )
+
+
+def post_event(url: str, api_key: str, body: bytes) -> int:
+    """POST a normalized PR to a pipeline worker's ``/v1/events``; the HTTP status."""
+    request = urllib.request.Request(
+        url + "/v1/events",
+        data=body,
+        headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
 
 
 class AvroTopicReader:

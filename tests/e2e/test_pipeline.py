@@ -17,6 +17,7 @@ import pytest
 from pymilvus import MilvusClient
 
 from codereview.analytics import AnalyticsClient
+from codereview.settings import Settings
 from ops.stack import load_stack_info
 from ops.workers import load_workers, store_url
 from processors.analyzers import build_analyzers
@@ -45,8 +46,9 @@ def expected_review(pr: GoldenPullRequest, tenant: str) -> tuple[set[str], set[s
     event = pr.to_event(tenant)
     chunks = chunk_event(event)
     files = {s.path: s.content for s in event.files if s.content is not None}
-    issues = [i for a in build_analyzers(["ruff", "detect-secrets"]) for i in a.analyze(files)]
-    _, findings = triage_event(event, chunks, issues, now_ms=0)
+    triage = Settings().triage
+    issues = [i for a in build_analyzers(triage.analyzers) for i in a.analyze(files)]
+    _, findings = triage_event(event, chunks, issues, now_ms=0, near_lines=triage.near_lines)
     return {f.fingerprint for f in findings}, {c.chunk_id for c in chunks}
 
 

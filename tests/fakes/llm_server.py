@@ -5,8 +5,9 @@ pytest-httpx cannot intercept, so provider tests go through the real SDKs to
 this server via ``base_url``. It speaks OpenAI ``POST /v1/chat/completions``
 (also ``stream: true`` as server-sent events, closing the connection at the
 end as a real server behind a proxy does) and Anthropic ``POST /v1/messages``
-(also streamed). Each request takes the next ``Reply`` from the script (the
-last one repeats when the script runs out) and every request body is logged.
+(also streamed); ``Reply.cut_stream`` drops either stream mid-answer. Each
+request takes the next ``Reply`` from the script (the last one repeats when
+the script runs out) and every request body is logged.
 
 Usage::
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -40,6 +41,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     input_tokens: int = 120
     output_tokens: int = 30
+    # Streams only: close the connection after this many text pieces, without an end.
+    cut_after: int | None = None
 
     @classmethod
     def answer(cls, text: str, *, input_tokens: int = 120, output_tokens: int = 30) -> Reply:
@@ -53,8 +56,18 @@ class Reply:
         return cls(status=429, headers={"Retry-After": value})
 
     @classmethod
+    def unavailable(cls, retry_after_s: float = 1.0) -> Reply:
+        """503 with a Retry-After header: the server is overloaded or restarting."""
+        return cls(status=503, headers={"Retry-After": f"{retry_after_s:g}"})
+
+    @classmethod
     def error(cls, status: int = 500) -> Reply:
         return cls(status=status)
+
+    @classmethod
+    def cut_stream(cls, text: str, *, after_pieces: int = 1) -> Reply:
+        """A stream that dies after ``after_pieces`` text pieces: no finish, no usage."""
+        return cls(text=text, cut_after=after_pieces)
 
     @classmethod
     def slow(cls, delay_s: float, text: str = '{"findings": []}') -> Reply:
@@ -75,7 +88,15 @@ class RecordedRequest:
 class FakeLlmServer:
     """The server, as a context manager; ``url`` is known once it has started."""
 
-    def __init__(self, script: Iterable[Reply] = (), *, model: str = "fake-model") -> None:
+    def __init__(
+        self,
+        script: Iterable[Reply] = (),
+        *,
+        model: str = "fake-model",
+        responder: Callable[[dict[str, Any]], Reply] | None = None,
+    ) -> None:
+        # ``responder``, when given, answers each request from its body instead of the script.
+        self._responder = responder
         self._script = list(script) or [Reply.answer('{"findings": []}')]
         self._next = 0
         self._lock = threading.Lock()
@@ -144,6 +165,8 @@ class FakeLlmServer:
     def _take(self, request: RecordedRequest) -> Reply:
         with self._lock:
             self.requests.append(request)
+            if self._responder is not None:
+                return self._responder(request.body)
             reply = self._script[min(self._next, len(self._script) - 1)]
             self._next += 1
             return reply
@@ -186,7 +209,11 @@ class _Handler(BaseHTTPRequestHandler):
                     if anthropic
                     else _openai_chunks(reply, model, body)
                 )
-                self._send_stream(events)
+                # Events before the first text piece: OpenAI's role chunk; Anthropic's
+                # message_start and content_block_start.
+                opening = 2 if anthropic else 1
+                cut = None if reply.cut_after is None else reply.cut_after + opening
+                self._send_stream(events, cut_after_events=cut)
             elif anthropic:
                 self._send_json(200, _anthropic_message(reply, self.fake.model))
             else:
@@ -216,14 +243,20 @@ class _Handler(BaseHTTPRequestHandler):
             payload = {"error": {"message": message, "type": kind, "code": kind}}
         self._send_json(reply.status, payload, reply.headers)
 
-    def _send_stream(self, events: Iterator[str]) -> None:
-        """Server-sent events, no length: the end of the body is the closed connection."""
+    def _send_stream(self, events: Iterator[str], *, cut_after_events: int | None = None) -> None:
+        """Server-sent events, no length: the end of the body is the closed connection.
+
+        After ``cut_after_events`` events the connection closes mid-answer, as
+        when a proxy or the model server dies.
+        """
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
-        for event in events:
+        for sent, event in enumerate(events):
+            if cut_after_events is not None and sent >= cut_after_events:
+                break
             self.wfile.write(event.encode())
             self.wfile.flush()
         self.close_connection = True

@@ -228,7 +228,9 @@ def test_findings_inside_shown_chunks_become_llm_findings() -> None:
         now_ms=NOW,
     )
     span = "c1_1 = 1\nc1_2 = 2"
-    assert finding.fingerprint == fingerprint("acme", "acme/shop", "app/core.py", span, "llm:bug")
+    assert finding.fingerprint == fingerprint(
+        "acme", "acme/shop", "app/core.py", span, "llm:bug", f"{chunk.symbol or ''}#0"
+    )
     assert (finding.origin, finding.model, finding.prompt_version) == ("llm", "gpt-x", "review-v1")
     assert (finding.start_line, finding.end_line, finding.rule_id) == (11, 12, "llm:bug")
     assert (finding.event_id, finding.head_sha, finding.pr_number) == ("ev-9", "f00d", 12)

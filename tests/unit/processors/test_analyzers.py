@@ -150,9 +150,16 @@ def test_secrets_leaves_detect_secrets_settings_as_found(secrets: SecretsAnalyze
 def test_build_analyzers_by_name() -> None:
     analyzers = build_analyzers(["ruff", "detect-secrets", "ruff"])
     assert [a.name for a in analyzers] == ["ruff", "detect-secrets"]
-    assert set(ANALYZER_NAMES) == {"ruff", "detect-secrets"}
-    with pytest.raises(ValueError, match="bandit"):
-        build_analyzers(["ruff", "bandit"])
+    assert set(ANALYZER_NAMES) == {
+        "ruff",
+        "detect-secrets",
+        "rules",
+        "bandit",
+        "semgrep",
+        "prompt-injection",
+    }
+    with pytest.raises(ValueError, match="pylint"):
+        build_analyzers(["ruff", "pylint"])
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,8 @@ class Store:
 
 async def fetch(path):
     return os.path.basename(path)
+
+TIMEOUT = 5
 """
 
 # line -> (start, end, symbol) of the chunk that must hold it
@@ -48,7 +50,9 @@ PYTHON_CASES = [
     (19, (15, 20, "Store.add")),
     (9, (6, 20, "Store")),  # a class attribute: the class is the smallest definition
     (24, (23, 24, "fetch")),  # async def
-    (3, (1, 24, None)),  # module level: a window (the file is shorter than one)
+    # Module level: the stretch of module code holding the line, not the functions around it.
+    (3, (1, 5, None)),
+    (21, (21, 22, None)),
 ]
 
 
@@ -186,7 +190,7 @@ def test_chunk_event_builds_records_with_content_ids() -> None:
         20,
         "Store.add",
     )
-    assert chunk.changed_lines == [20]  # the removal anchors on the surviving line
+    assert chunk.changed_lines == [19, 20]  # the removal anchors on the lines around it
     assert chunk.language == "python"
     assert chunk.text_hash == hashlib.sha256(chunk.text.encode()).hexdigest()
     identity = f"acme\0acme/shop\0pkg/store.py\0{chunk.text_hash}"

@@ -30,7 +30,8 @@ CASES = {
     "added_file.diff": [("helpers.py", None, "added", False, [1, 2, 3, 4, 5], [])],
     "deleted_file.diff": [("old.txt", "old.txt", "deleted", False, [], [])],
     # The guard is deleted: the anchor is the surviving `return` (head line 2).
-    "deletion_only.diff": [("clamp.py", "clamp.py", "modified", False, [], [2])],
+    # The guard removed sat between head lines 1 and 2: both are anchors.
+    "deletion_only.diff": [("clamp.py", "clamp.py", "modified", False, [], [1, 2])],
     "rename_modified.diff": [("locations.py", "paths.py", "renamed", False, [9], [9])],
     "pure_rename.diff": [("letters.txt", "greek.txt", "renamed", False, [], [])],
     "binary_modified.diff": [("logo.png", "logo.png", "modified", True, [], [])],

@@ -99,8 +99,9 @@ def test_service_pr_findings_are_complete_records(service) -> None:
     event, chunks, issues = service
     _, findings = triage_event(event, chunks, issues, now_ms=NOW)
     typo = next(f for f in findings if f.rule_id == "ruff:F821")
+    typo_chunk = next(c for c in chunks if c.start_line <= typo.start_line <= c.end_line)
     assert typo.fingerprint == fingerprint(
-        "acme", "acme/shop", PATH, "    return totl", "ruff:F821"
+        "acme", "acme/shop", PATH, "    return totl", "ruff:F821", f"{typo_chunk.symbol or ''}#0"
     )
     assert (typo.origin, typo.category, typo.severity) == ("triage", "bug", "HIGH")
     assert (typo.event_id, typo.head_sha, typo.pr_number) == ("ev-1", "abc123", 7)
@@ -157,14 +158,33 @@ def test_issue_in_another_file_is_dropped() -> None:
     assert attribute(issue(2, path="other.py"), [chunk], near_lines=2) is None
 
 
-def test_duplicate_issues_become_one_finding() -> None:
+def test_a_repeated_report_is_one_finding_but_repeated_code_is_two() -> None:
     lines = ["x = eval(s)", "y = 1", "x = eval(s)"]
     chunk = make_chunk(1, lines, changed=[1, 3])
     event = make_event("", "\n".join(lines) + "\n")
     issues = [issue(1, "ruff:S307"), issue(1, "ruff:S307"), issue(3, "ruff:S307")]
     result, findings = triage_event(event, [chunk], issues, now_ms=NOW)
-    assert len(findings) == 1
-    assert result.finding_fingerprints == [findings[0].fingerprint]
+    # The same line reported twice is one finding; the same code on line 3 is another.
+    assert sorted(f.start_line for f in findings) == [1, 3]
+    assert result.finding_fingerprints == [f.fingerprint for f in findings]
+
+
+def test_identical_code_keeps_its_identity_when_lines_move() -> None:
+    lines = ["x = eval(s)", "y = 1", "x = eval(s)"]
+    moved = ["# header", *lines]
+    first = triage_event(
+        make_event("", "\n".join(lines) + "\n"),
+        [make_chunk(1, lines, changed=[1, 3])],
+        [issue(1, "ruff:S307"), issue(3, "ruff:S307")],
+        now_ms=NOW,
+    )[1]
+    second = triage_event(
+        make_event("", "\n".join(moved) + "\n"),
+        [make_chunk(2, lines, changed=[2, 4])],
+        [issue(2, "ruff:S307"), issue(4, "ruff:S307")],
+        now_ms=NOW,
+    )[1]
+    assert [f.fingerprint for f in first] == [f.fingerprint for f in second]
 
 
 @pytest.mark.parametrize(
@@ -251,7 +271,7 @@ def test_code_span_falls_back_to_chunk_text_without_head_file() -> None:
     event = PullRequestEvent("ev-1", "acme", "github", "acme/shop", 7, "opened", "abc123", "", 1)
     _, [finding] = triage_event(event, [chunk], [issue(10)], now_ms=NOW)
     assert finding.fingerprint == fingerprint(
-        "acme", "acme/shop", PATH, "def f(x=[]):", "ruff:B006"
+        "acme", "acme/shop", PATH, "def f(x=[]):", "ruff:B006", f"{chunk.symbol or ''}#0"
     )
 
 

@@ -83,6 +83,27 @@ def test_openai_compatible_servers_get_max_tokens_and_temperature_zero() -> None
     assert "max_completion_tokens" not in body
 
 
+@pytest.mark.parametrize("json_mode", [True, False])
+def test_json_mode_asks_for_json_constrained_output(json_mode: bool) -> None:
+    with FakeLlmServer([Reply.answer(ANSWER)]) as server:
+        llm = build_provider(
+            "openai-compatible",
+            base_url=server.openai_base_url,
+            api_key="",
+            model="local",
+            timeout_s=5,
+            max_retries=0,
+            json_mode=json_mode,
+        )
+        assert isinstance(llm, OpenAIProvider)
+        run(complete(llm))
+    body = server.requests[0].body
+    if json_mode:
+        assert body["response_format"] == {"type": "json_object"}
+    else:
+        assert "response_format" not in body
+
+
 def test_rate_limit_then_ok_is_retried_after_retry_after() -> None:
     with FakeLlmServer([Reply.rate_limited(0.3), Reply.answer(ANSWER)]) as server:
         started = time.monotonic()

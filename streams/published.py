@@ -1,0 +1,63 @@
+"""Which findings a PR already has on the findings topic, so a new push repeats none.
+
+Triage and deep analysis run again on every push, and most of what they find
+is what they found last time. Their fingerprints hash the code, not its line
+numbers, so an unchanged finding comes back with the same fingerprint. This
+table remembers, per PR, each fingerprint sent and the lines it was sent
+with: the same fingerprint on the same lines is carried over silently; one
+whose lines moved (code added above it) is sent again, so consumers keying
+on the fingerprint move their comment instead of adding one.
+
+The table is a Faust table (changelog-backed, so it survives restarts),
+keyed by "PR key|fingerprint" and held on the PR's partition, the same
+partition the agent's input comes from. Entries older than the TTL are
+swept by a timer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from schemas.records import Finding
+
+DAY_MS = 86_400_000
+
+
+class PublishedFindings:
+    """A view over one Faust table: ``{pr_key|fingerprint: {"lines": "s-e", "at_ms": n}}``."""
+
+    def __init__(self, table: Any, *, ttl_days: float) -> None:
+        self.table = table
+        self.ttl_ms = ttl_days * DAY_MS
+
+    def unpublished(self, findings: Sequence[Finding]) -> tuple[list[Finding], int]:
+        """(findings to send, how many were carried over unchanged)."""
+        fresh: list[Finding] = []
+        for finding in findings:
+            seen = self.table.get(_key(finding))
+            if seen is not None and seen.get("lines") == _lines(finding):
+                continue
+            fresh.append(finding)
+        return fresh, len(findings) - len(fresh)
+
+    def remember(self, findings: Sequence[Finding], now_ms: int) -> None:
+        """Record findings as sent; call only after the send was acknowledged."""
+        for finding in findings:
+            self.table[_key(finding)] = {"lines": _lines(finding), "at_ms": now_ms}
+
+    def expire(self, now_ms: int) -> int:
+        """Drop entries past the TTL on the partitions this worker holds."""
+        cutoff = now_ms - self.ttl_ms
+        old = [k for k, v in list(self.table.items()) if v and v.get("at_ms", 0) < cutoff]
+        for key in old:
+            del self.table[key]
+        return len(old)
+
+
+def _key(finding: Finding) -> str:
+    return f"{finding.key}|{finding.fingerprint}"
+
+
+def _lines(finding: Finding) -> str:
+    return f"{finding.start_line}-{finding.end_line}"

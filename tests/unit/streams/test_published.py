@@ -1,0 +1,112 @@
+"""Published findings: a new push re-sends only what is new or moved."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from schemas.records import Finding
+from streams.published import DAY_MS, PublishedFindings
+
+NOW = 1_700_000_000_000
+
+
+def finding(fp: str, start: int, end: int | None = None, *, pr: int = 7) -> Finding:
+    return Finding(
+        fingerprint=fp,
+        event_id="ev-1",
+        tenant="acme",
+        repo="acme/shop",
+        pr_number=pr,
+        head_sha="beef",
+        path="shop/cart.py",
+        start_line=start,
+        end_line=end or start,
+        rule_id="llm:bug",
+        category="bug",
+        severity="HIGH",
+        confidence=0.65,
+        message="wrong bound",
+        origin="llm",
+        received_at_ms=NOW - 100,
+        created_at_ms=NOW,
+    )
+
+
+def published(table: dict[str, Any] | None = None, ttl_days: float = 30) -> PublishedFindings:
+    return PublishedFindings({} if table is None else table, ttl_days=ttl_days)
+
+
+def test_first_push_sends_everything() -> None:
+    view = published()
+    batch = [finding("a", 3), finding("b", 10, 12)]
+    assert view.unpublished(batch) == (batch, 0)
+    assert view.unpublished([]) == ([], 0)
+
+
+def test_remember_keys_by_pr_and_fingerprint() -> None:
+    table: dict[str, Any] = {}
+    published(table).remember([finding("a", 3), finding("b", 10, 12)], NOW)
+    assert table == {
+        "acme/acme/shop#7|a": {"lines": "3-3", "at_ms": NOW},
+        "acme/acme/shop#7|b": {"lines": "10-12", "at_ms": NOW},
+    }
+
+
+@pytest.mark.parametrize(
+    ("second_push", "sent", "carried"),
+    [
+        # Same fingerprint on the same lines: carried over silently.
+        ([finding("a", 3), finding("b", 10, 12)], [], 2),
+        # Lines moved (code added above): sent again so the comment moves.
+        ([finding("a", 5), finding("b", 10, 12)], [finding("a", 5)], 1),
+        ([finding("a", 3), finding("b", 10, 13)], [finding("b", 10, 13)], 1),
+        # A new fingerprint is new.
+        ([finding("a", 3), finding("c", 3)], [finding("c", 3)], 1),
+        # The same fingerprint on another PR was never sent there.
+        ([finding("a", 3, pr=8)], [finding("a", 3, pr=8)], 0),
+    ],
+)
+def test_second_push(second_push: list[Finding], sent: list[Finding], carried: int) -> None:
+    view = published()
+    view.remember([finding("a", 3), finding("b", 10, 12)], NOW)
+    assert view.unpublished(second_push) == (sent, carried)
+
+
+def test_a_moved_finding_once_remembered_is_carried_at_its_new_lines() -> None:
+    view = published()
+    view.remember([finding("a", 3)], NOW)
+    moved = finding("a", 9)
+    assert view.unpublished([moved]) == ([moved], 0)
+    view.remember([moved], NOW + 1)
+    assert view.unpublished([moved]) == ([], 1)
+    assert view.unpublished([finding("a", 3)]) == ([finding("a", 3)], 0)
+
+
+def test_unpublished_ignores_fields_other_than_fingerprint_and_lines() -> None:
+    view = published()
+    view.remember([finding("a", 3)], NOW)
+    reworded = replace(finding("a", 3), message="other words", head_sha="cafe", event_id="ev-2")
+    assert view.unpublished([reworded]) == ([], 1)
+
+
+def test_expire_drops_only_entries_past_the_ttl() -> None:
+    table: dict[str, Any] = {}
+    view = published(table, ttl_days=2)
+    view.remember([finding("old", 1)], NOW - 3 * DAY_MS)
+    view.remember([finding("edge", 2)], NOW - 2 * DAY_MS)
+    view.remember([finding("young", 3)], NOW - DAY_MS)
+    assert view.expire(NOW) == 1
+    assert sorted(table) == ["acme/acme/shop#7|edge", "acme/acme/shop#7|young"]
+    assert view.expire(NOW) == 0
+    # Expired means forgotten: it would be sent again.
+    assert view.unpublished([finding("old", 1)]) == ([finding("old", 1)], 0)
+    assert view.unpublished([finding("young", 3)]) == ([], 1)
+
+
+def test_expire_skips_empty_entries() -> None:
+    table: dict[str, Any] = {"acme/acme/shop#7|gone": None, "acme/acme/shop#7|empty": {}}
+    assert published(table).expire(NOW) == 0
+    assert len(table) == 2
