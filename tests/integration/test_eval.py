@@ -84,6 +84,7 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
         ("bandit", "file", 4, 2, 2, 2),  # + the old assert (B101) and import (B404)
         ("bandit", "diff", 2, 2, 2, 2),
         ("peers union", "diff", 5, 4, 2, 2),
+        ("peers union", "file", 8, 4, 2, 2),
     ],
 )
 def test_overall_numbers_are_what_the_fixture_plants(
