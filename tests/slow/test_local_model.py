@@ -43,6 +43,7 @@ def model_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.stop()
 
 
+@pytest.mark.timeout(1200)
 def test_a_pr_reviewed_by_a_real_local_model(
     model_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -59,7 +60,8 @@ def test_a_pr_reviewed_by_a_real_local_model(
             escalate_risk=0.0,
             max_output_tokens=256,
             prompt_budget_tokens=3000,
-            timeout_s=300,
+            timeout_s=500,  # JSON-constrained decoding on 2 CPU cores: ~100 s seen
+            deadline_s=900,
         ),
     )
     start_platform(settings, workers=1)
@@ -92,7 +94,7 @@ def test_a_pr_reviewed_by_a_real_local_model(
             def analyzed(r: AvroTopicReader) -> bool:
                 return any(m.get("stage") == "analyze" for m in r.records["pipeline.metrics"])
 
-            assert reader.poll_until(analyzed, timeout_s=300), "the analyze stage never finished"
+            assert reader.poll_until(analyzed, timeout_s=600), "the analyze stage never finished"
             usage = [m for m in reader.records["pipeline.metrics"] if "cache_hit" in m]
             assert usage, "no LlmUsage row"
             served = [u for u in usage if u["ok"]]
