@@ -52,6 +52,36 @@ NAMED_QUERIES: dict[str, str] = {
         SELECT stage, error_class, count() AS records, any(error) AS example
         FROM {db}.dead_letters FINAL GROUP BY stage, error_class ORDER BY records DESC
     """,
+    # The v_* views of ops/ddl/004: pre-aggregated, so they answer fast at 1M+ findings.
+    "precision_by_rule": """
+        SELECT rule_id, tenant, repo, week, findings, accepted, rejected, precision
+        FROM {db}.v_precision_by_rule_week
+        ORDER BY week DESC, accepted + rejected DESC, findings DESC LIMIT 200
+    """,
+    "cost_by_team": """
+        SELECT tenant, day, calls, cache_hits, input_tokens, output_tokens, cost_usd, prs
+        FROM {db}.v_cost_by_team_day ORDER BY day DESC, cost_usd DESC LIMIT 500
+    """,
+    "latency_by_stage": """
+        SELECT stage, day, runs, p50_ms, p95_ms, p50_since_received_ms, p95_since_received_ms
+        FROM {db}.v_stage_latency ORDER BY day DESC, p50_since_received_ms LIMIT 500
+    """,
+    "cache_hit_rate": """
+        SELECT day, model, calls, hits, hit_rate
+        FROM {db}.v_cache_hit_rate ORDER BY day DESC, calls DESC LIMIT 500
+    """,
+    "calibration": """
+        SELECT bucket, findings_with_feedback, accepted, acceptance, mean_confidence
+        FROM {db}.v_calibration ORDER BY bucket
+    """,
+    "prompt_variants": """
+        SELECT prompt_version, model, findings, accepted, rejected, precision
+        FROM {db}.v_prompt_variants ORDER BY findings DESC LIMIT 100
+    """,
+    "suppressions": """
+        SELECT tenant, repo, rule_id, reason, suppressed, last_at
+        FROM {db}.v_suppressions ORDER BY suppressed DESC, last_at DESC LIMIT 200
+    """,
 }
 
 

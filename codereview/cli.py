@@ -7,6 +7,7 @@
     codereview replay PATH --range A..B      commits -> PR events
     codereview feedback FINGERPRINT --verdict accepted|rejected ...
     codereview analytics [NAME | --sql SQL] [--json]
+    codereview report [--out PATH] [--json]   one offline HTML page of charts
     codereview dlq replay [--stage S]  dead letters back to their topics
     codereview demo                  up, replay real history, summary, down
     codereview eval --cases PATH     review quality on labelled cases, next to the peers
@@ -94,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     an.add_argument("--sql")
     an.add_argument("--json", action="store_true")
     an.set_defaults(run=cmd_analytics)
+
+    rep = sub.add_parser("report", help="write a self-contained HTML report with charts")
+    rep.add_argument("--out", type=Path, default=None, help="default .stack/report/index.html")
+    rep.add_argument("--json", action="store_true")
+    rep.set_defaults(run=cmd_report)
 
     demo = sub.add_parser("demo", help="run real history through the whole pipeline")
     demo.add_argument(
@@ -254,6 +260,22 @@ def cmd_analytics(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(result.as_dicts(), default=str))
     else:
         print(format_table(result.columns, result.rows))
+    return 0
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from codereview.report import open_runner, write_report
+
+    out = args.out or Path(settings.stack.state_dir) / "report" / "index.html"
+    with open_runner(settings) as (run_sql, source):
+        data = write_report(out, run_sql, datetime.now(UTC))
+    _print(
+        {"path": str(out), "source": source, **data.counts()},
+        args.json,
+        lambda r: r["path"],
+    )
     return 0
 
 

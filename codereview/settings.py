@@ -161,6 +161,24 @@ class LlmSettings(_Section):
     budget_alert_ratio: float = 0.8
 
 
+class LearningSettings(_Section):
+    """How feedback turns into confidence, and when a finding is held back.
+
+    Every finding's confidence is the posterior mean of its rule's acceptance
+    (Beta-Bernoulli, old feedback decaying with ``half_life_days``), with the
+    static confidence as the prior worth ``prior_strength`` observations. A
+    finding under its team's threshold (``thresholds``: tenant -> value, else
+    ``default_threshold``) is not published but recorded with its reason;
+    security and secret findings of HIGH or CRITICAL severity never are.
+    """
+
+    half_life_days: float = 30.0
+    prior_strength: float = 2.0
+    min_evidence: float = 3.0
+    default_threshold: float = 0.3
+    thresholds: dict[str, float] = Field(default_factory=dict)
+
+
 class SourceSettings(_Section):
     """SCM webhooks in, SCM REST APIs out, per tenant.
 
@@ -234,6 +252,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     triage: TriageSettings = Field(default_factory=TriageSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    learning: LearningSettings = Field(default_factory=LearningSettings)
     source: SourceSettings = Field(default_factory=SourceSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
 

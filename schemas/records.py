@@ -225,6 +225,25 @@ class DeadLetter:
     attempt: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """A finding held back because feedback says its rule is rarely accepted here."""
+
+    SCHEMA: ClassVar[str] = "Suppression"
+    fingerprint: str
+    event_id: str
+    tenant: str
+    repo: str
+    pr_number: int
+    rule_id: str
+    category: str
+    severity: str
+    confidence: float
+    threshold: float
+    reason: str
+    at_ms: int
+
+
 Record = (
     RawWebhook
     | PullRequestEvent
@@ -235,6 +254,7 @@ Record = (
     | MetricEvent
     | LlmUsage
     | DeadLetter
+    | Suppression
 )
 RECORD_TYPES: tuple[Any, ...] = get_args(Record)
 RECORDS_BY_SCHEMA: dict[str, type] = {t.SCHEMA: t for t in RECORD_TYPES}

@@ -39,6 +39,7 @@ from schemas.records import (
     MetricEvent,
     PullRequestEvent,
     Record,
+    Suppression,
 )
 
 DDL_DIR = Path(__file__).resolve().parent.parent / "ops" / "ddl"
@@ -81,6 +82,7 @@ _TABLES: dict[type, tuple[str, tuple[Column, ...]]] = {
     MetricEvent: ("stage_metrics", _field_columns(MetricEvent)),
     LlmUsage: ("llm_usage", _field_columns(LlmUsage)),
     DeadLetter: ("dead_letters", _field_columns(DeadLetter)),
+    Suppression: ("suppressions", _field_columns(Suppression)),
 }
 
 

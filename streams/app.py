@@ -36,6 +36,7 @@ from streams.deep_review import LlmDeps
 from streams.emitter import Emitter
 from streams.fetch_backoff import install_empty_fetch_backoff
 from streams.ingest import IngestDeps, register_ingest_agents
+from streams.learning import PosteriorView
 from streams.pipeline import PipelineDeps, register_pipeline_agents
 from streams.store import StoreDeps, register_store_agents
 from streams.topics import PARTITIONS
@@ -160,6 +161,8 @@ def create_app(
         milvus = MilvusSink.from_settings(settings.milvus, uri=endpoints.milvus_uri, dim=emb.dim)
         llm_deps = llm_from_settings(settings)
         apis = ScmApis(settings.source)
+        kafka_config = endpoints.kafka_config or {"bootstrap.servers": endpoints.kafka_bootstrap}
+        posteriors = PosteriorView(kafka_config, f"{app_id}-posteriors-changelog")
         deps = PipelineDeps(
             emitter=emitter,
             milvus=milvus,
@@ -171,6 +174,8 @@ def create_app(
             near_lines=settings.triage.near_lines,
             carry_text_risk=settings.llm.gate_risk if llm_deps and llm_deps.cheap else None,
             published_ttl_days=settings.llm.cache_ttl_days,
+            learning=settings.learning,
+            posteriors=posteriors,
             embed_nice=emb.nice,
         )
         register_pipeline_agents(app, channels, deps)
@@ -181,15 +186,13 @@ def create_app(
                 emitter=emitter, scm_api=apis.get, dedupe_ttl_s=settings.source.dedupe_ttl_s
             ),
         )
-        raw_sink = AsyncKafkaRecordSink(
-            endpoints.kafka_config or {"bootstrap.servers": endpoints.kafka_bootstrap},
-            emitter.codec,
-        )
+        raw_sink = AsyncKafkaRecordSink(kafka_config, emitter.codec)
         register_ingest_views(app, channels, emitter, settings.source, raw_sink)
-        closers += [milvus.close, apis.close, raw_sink.close]
+        closers += [milvus.close, apis.close, raw_sink.close, posteriors.stop]
 
         def start_sinks(app: Any, *_: Any, signal: Any = None, **__: Any) -> None:
             milvus.start()
+            posteriors.start()
 
         app.on_worker_init.connect(cast(Any, start_sinks))
     else:

@@ -23,6 +23,7 @@ class Channels:
     triaged: faust.TopicT
     findings: faust.TopicT
     feedback: faust.TopicT
+    learning: faust.TopicT
     metrics: faust.TopicT
     dlq: faust.TopicT
 
@@ -45,6 +46,7 @@ def declare_channels(app: faust.App, prefix: str = "") -> Channels:
         triaged=declare(topics.PR_TRIAGED),
         findings=declare(topics.PR_FINDINGS),
         feedback=declare(topics.FEEDBACK),
+        learning=declare(topics.LEARNING),
         metrics=declare(topics.METRICS),
         dlq=declare(topics.DLQ),
     )

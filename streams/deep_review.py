@@ -54,6 +54,7 @@ from schemas.records import ChunkVerdict, Finding, LlmUsage, TriageResult
 from streams.budgets import Budgets
 from streams.channels import Channels
 from streams.emitter import guarded, now_ms
+from streams.learning import publish_calibrated
 from streams.published import PublishedFindings
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class LlmDeps:
     max_calls_per_pr: int = 4
     stream: bool = False
     stats: dict[str, int] = field(default_factory=dict)
+    published: PublishedFindings | None = None  # set when the agent is registered
 
 
 @dataclass
@@ -103,6 +105,7 @@ def register_deep_review(app: faust.App, ch: Channels, deps: Any) -> None:
         app.Table("published_llm", default=None, partitions=partitions),
         ttl_days=llm.cache_ttl_days,
     )
+    llm.published = published
     llm.budgets.attach(app.Table("llm_spend", default=None, partitions=partitions))
 
     @app.agent(ch.triaged, name="analyze")
@@ -143,7 +146,8 @@ async def _review(
         chosen += await _gate(deps, llm, ch, cache, review, borderline)
     if chosen:
         await _analyze(deps, llm, ch, cache, review, chosen)
-    fresh, carried = published.unpublished(review.findings)
+    calibrated = await publish_calibrated(deps, ch, review.findings, event)
+    fresh, carried = published.unpublished(calibrated)
     for finding in fresh:
         await deps.emitter.send(ch.findings, finding.key, finding, parent=event)
     published.remember(fresh, now_ms())
@@ -152,6 +156,7 @@ async def _review(
         "calls": str(review.calls),
         "cache_hits": str(review.cache_hits),
         "carried_over": str(carried),
+        "suppressed": str(len(review.findings) - len(calibrated)),
         "dropped": str(review.dropped),
     }
     if review.fallback:

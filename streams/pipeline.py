@@ -9,7 +9,7 @@ model, store clients) runs in a thread so the event loop keeps heartbeating.
     pr.events  -> chunk  -> pr.chunks -> embed -> Milvus
     pr.events  -> triage -> pr.findings (cheap findings) + pr.triaged
     pr.triaged -> analyze (LLM, when configured) -> pr.findings  (streams/deep_review.py)
-    review.feedback -> learn -> rule_feedback table
+    review.feedback -> learn -> learning.feedback -> posteriors table  (streams/learning.py)
 
 Triage reads ``pr.events`` rather than ``pr.chunks``: linters need whole
 files, which chunks do not carry; it re-derives the same chunks (a pure,
@@ -27,10 +27,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import faust
 
+from codereview.settings import LearningSettings
 from processors.analyzers import Analyzer
 from processors.chunking import chunk_event
 from processors.embedding import Embedder, EmbeddingCache, embed_cached
@@ -38,7 +39,6 @@ from processors.triage import focus_lines, triage_event
 from schemas.errors import DecodeError
 from schemas.records import (
     CodeChunk,
-    FeedbackEvent,
     Finding,
     PullRequestEvent,
     TriageResult,
@@ -47,6 +47,7 @@ from sinks.milvus import MilvusSink
 from streams.channels import Channels
 from streams.deep_review import LlmDeps, register_deep_review
 from streams.emitter import Emitter, guarded, now_ms
+from streams.learning import PosteriorView, publish_calibrated, register_learning_agents
 from streams.published import PublishedFindings
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,9 @@ class PipelineDeps:
     near_lines: int = 3
     carry_text_risk: float | None = None
     published_ttl_days: float = 90.0
+    learning: LearningSettings = field(default_factory=LearningSettings)
+    posteriors: PosteriorView | None = None
+    posteriors_table: Any = None
     embed_nice: int = 10
     embed_executor: ThreadPoolExecutor = field(init=False)
 
@@ -98,7 +102,6 @@ def _decode(deps: PipelineDeps, event: faust.EventT, kind: type[R]) -> R:
 
 def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -> None:
     emit = deps.emitter
-    rule_feedback = app.Table("rule_feedback", default=int, partitions=ch.feedback.partitions)
     published = PublishedFindings(
         app.Table("published_triage", default=None, partitions=ch.events.partitions),
         ttl_days=deps.published_ttl_days,
@@ -145,7 +148,8 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
             async def work(event: faust.EventT = event) -> None:
                 started = time.perf_counter()
                 pr = _decode(deps, event, PullRequestEvent)
-                result, findings = await asyncio.to_thread(_triage, deps, pr)
+                result, found = await asyncio.to_thread(_triage, deps, pr)
+                findings = await publish_calibrated(deps, ch, found, event)
                 fresh, carried = published.unpublished(findings)
                 for finding in fresh:
                     await emit.send(ch.findings, finding.key, finding, parent=event)
@@ -161,6 +165,7 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
                         "chunks": str(len(result.chunks)),
                         "escalated": str(escalated),
                         "findings": str(len(findings)),
+                        "suppressed": str(len(found) - len(findings)),
                         "carried_over": str(carried),
                     },
                 )
@@ -172,31 +177,13 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
     else:
         register_deep_review(app, ch, deps)
 
-    @app.agent(ch.feedback, name="learn")
-    async def learn(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-
-            async def work(event: faust.EventT = event) -> None:
-                started = time.perf_counter()
-                fb = _decode(deps, event, FeedbackEvent)
-                counter = f"{fb.tenant}|{fb.repo}|{fb.rule_id}|{fb.verdict}"
-                rule_feedback[counter] += 1
-                await emit.metric(
-                    "learn",
-                    fb,
-                    started=started,
-                    received_at_ms=fb.at_ms,
-                    items=1,
-                    attrs={
-                        "rule_id": fb.rule_id,
-                        "verdict": fb.verdict,
-                        "count": str(rule_feedback[counter]),
-                    },
-                )
-
-            await guarded(emit, "learn", event, work)
-
-    app.rule_feedback = rule_feedback  # type: ignore[attr-defined]
+    deps.posteriors_table = register_learning_agents(
+        app,
+        ch,
+        emit,
+        [published] + ([deps.llm.published] if deps.llm and deps.llm.published else []),
+        half_life_days=deps.learning.half_life_days,
+    )
 
 
 def _triage(deps: PipelineDeps, pr: PullRequestEvent) -> tuple[TriageResult, list[Finding]]:

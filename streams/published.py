@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from schemas.records import Finding
+from schemas.records import Finding, pr_key
 
 DAY_MS = 86_400_000
 
@@ -42,9 +42,24 @@ class PublishedFindings:
         return fresh, len(findings) - len(fresh)
 
     def remember(self, findings: Sequence[Finding], now_ms: int) -> None:
-        """Record findings as sent; call only after the send was acknowledged."""
+        """Record findings as sent; call only after the send was acknowledged.
+
+        The rule, category and severity are kept too: feedback from an SCM
+        names only the fingerprint, and learning needs the rule it is about.
+        """
         for finding in findings:
-            self.table[_key(finding)] = {"lines": _lines(finding), "at_ms": now_ms}
+            self.table[_key(finding)] = {
+                "lines": _lines(finding),
+                "at_ms": now_ms,
+                "rule_id": finding.rule_id,
+                "category": finding.category,
+                "severity": finding.severity,
+            }
+
+    def info(self, tenant: str, repo: str, pr_number: int, fingerprint: str) -> dict | None:
+        """What was recorded of a finding of this PR, or None (another partition, or expired)."""
+        value = self.table.get(f"{pr_key(tenant, repo, pr_number)}|{fingerprint}")
+        return dict(value) if value else None
 
     def expire(self, now_ms: int) -> int:
         """Drop entries past the TTL on the partitions this worker holds."""

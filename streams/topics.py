@@ -30,7 +30,10 @@ PR_CHUNKS = TopicSpec("pr.chunks", "tenant/repo#pr", "CodeChunk")
 PR_TRIAGED = TopicSpec("pr.triaged", "tenant/repo#pr", "TriageResult")
 PR_FINDINGS = TopicSpec("pr.findings", "tenant/repo#pr", "Finding")
 FEEDBACK = TopicSpec("review.feedback", "tenant/repo#pr", "FeedbackEvent")
-METRICS = TopicSpec("pipeline.metrics", "stage", "MetricEvent | LlmUsage")
+# Feedback joined to its finding's rule, keyed by tenant: one tenant's posteriors
+# live on one partition, so every update of a posterior is read-modify-write in order.
+LEARNING = TopicSpec("learning.feedback", "tenant", "FeedbackEvent")
+METRICS = TopicSpec("pipeline.metrics", "stage", "MetricEvent | LlmUsage | Suppression")
 DLQ = TopicSpec("pipeline.dlq", "original key", "DeadLetter", partitions=1)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
@@ -40,6 +43,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     PR_TRIAGED,
     PR_FINDINGS,
     FEEDBACK,
+    LEARNING,
     METRICS,
     DLQ,
 )
@@ -53,6 +57,7 @@ TABLE_NAMES: tuple[str, ...] = (
     "published_llm",
     "published_triage",
     "llm_spend",
+    "posteriors",
 )
 
 

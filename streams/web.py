@@ -124,7 +124,7 @@ def register_ingest_views(
                     tenant=str(body.get("tenant", tenant)),
                     repo=str(body["repo"]),
                     pr_number=int(body["pr_number"]),
-                    rule_id=str(body["rule_id"]),
+                    rule_id=str(body.get("rule_id", "")),  # else joined by fingerprint
                     verdict=verdict,
                     signal=str(body.get("signal", "api")),
                     actor=str(body.get("actor", "")),

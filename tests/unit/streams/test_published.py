@@ -48,11 +48,17 @@ def test_first_push_sends_everything() -> None:
 
 def test_remember_keys_by_pr_and_fingerprint() -> None:
     table: dict[str, Any] = {}
-    published(table).remember([finding("a", 3), finding("b", 10, 12)], NOW)
+    view = published(table)
+    a, b = finding("a", 3), finding("b", 10, 12)
+    view.remember([a, b], NOW)
+    rule = {"rule_id": a.rule_id, "category": a.category, "severity": a.severity}
     assert table == {
-        "acme/acme/shop#7|a": {"lines": "3-3", "at_ms": NOW},
-        "acme/acme/shop#7|b": {"lines": "10-12", "at_ms": NOW},
+        "acme/acme/shop#7|a": {"lines": "3-3", "at_ms": NOW, **rule},
+        "acme/acme/shop#7|b": {"lines": "10-12", "at_ms": NOW, **rule},
     }
+    # Feedback that names only a fingerprint finds the finding's rule here.
+    assert view.info("acme", "acme/shop", 7, "b") == {"lines": "10-12", "at_ms": NOW, **rule}
+    assert view.info("acme", "acme/shop", 8, "b") is None
 
 
 @pytest.mark.parametrize(
