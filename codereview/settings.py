@@ -151,6 +151,9 @@ class LlmSettings(_Section):
     gate_risk: float = 0.3
     cache_ttl_days: float = 90.0
     max_calls_per_pr: int = 4
+    # Review prompt variants to A/B test (file stems in processors/prompts, e.g.
+    # ["review-v1", "review-v1-focused"]); a PR's variant is chosen by a hash of its key.
+    prompt_variants: list[str] = Field(default_factory=list)
     stream: bool = False
     # Ask OpenAI-API servers for JSON-constrained decoding: small self-hosted
     # models then return parseable answers.

@@ -58,9 +58,22 @@ def _latest_prompt() -> tuple[str, str]:
 PROMPT_VERSION, _PROMPT_NAME = _latest_prompt()
 
 
-def system_prompt() -> str:
-    """The text of the current review prompt file."""
-    path = resources.files("processors").joinpath("prompts", _PROMPT_NAME)
+_VARIANT_NAME = re.compile(r"^review-v\d+(-[a-z0-9]+)*$")
+
+
+def system_prompt(version: str | None = None) -> str:
+    """The text of a review prompt: the current one, or a named variant for an A/B test.
+
+    Variants are files beside the current prompt (``review-v1-focused.md``);
+    only the plain ``review-v<N>`` names compete for "current", so adding a
+    variant never changes what everyone else gets.
+    """
+    name = _PROMPT_NAME if version is None else f"{version}.md"
+    if version is not None and not _VARIANT_NAME.match(version):
+        raise ValueError(f"not a review prompt name: {version!r}")
+    path = resources.files("processors").joinpath("prompts", name)
+    if not path.is_file():
+        raise FileNotFoundError(f"no prompt file processors/prompts/{name}")
     return path.read_text(encoding="utf-8")
 
 
@@ -83,7 +96,12 @@ class Prompt:
 
 
 def build_prompt(
-    chunks: list[ChunkVerdict], *, repo: str, context: list[str], budget_tokens: int
+    chunks: list[ChunkVerdict],
+    *,
+    repo: str,
+    context: list[str],
+    budget_tokens: int,
+    version: str | None = None,
 ) -> Prompt:
     """The prompt for the escalated chunks among ``chunks``, within ``budget_tokens``.
 
@@ -93,7 +111,7 @@ def build_prompt(
     relevant first), while they fit. Non-escalated chunks are ignored;
     escalated ones without text or without room are dropped.
     """
-    system = system_prompt()
+    system = system_prompt(version)
     escalated = [c for c in chunks if c.escalate]
     tag = _fence_tag(escalated, context)
     header = f"Repository: {repo}\nReview the code chunks below. Line numbers are at the left."
@@ -122,7 +140,7 @@ def build_prompt(
     return Prompt(
         system=system,
         user=user,
-        version=PROMPT_VERSION,
+        version=version or PROMPT_VERSION,
         included_chunk_ids=[chunk.chunk_id for chunk, _ in included],
         dropped_chunk_ids=dropped,
         estimated_tokens=estimate_tokens(system + user),

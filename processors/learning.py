@@ -166,7 +166,7 @@ def evidence_for(
     half_life_days: float,
     min_evidence: float = 3.0,
 ) -> tuple[str, Posterior] | None:
-    """The most specific key with at least ``min_evidence`` decayed observations, and its posterior."""
+    """The most specific key with ``min_evidence`` decayed observations, and its posterior."""
     for key in finding_keys(finding):
         stored = posteriors.get(key)
         if stored is None:

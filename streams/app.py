@@ -258,5 +258,15 @@ def llm_from_settings(settings: Settings) -> LlmDeps | None:
         gate_risk=llm.gate_risk,
         cache_ttl_days=llm.cache_ttl_days,
         max_calls_per_pr=llm.max_calls_per_pr,
+        prompt_variants=_checked_variants(llm.prompt_variants),
         stream=llm.stream,
     )
+
+
+def _checked_variants(variants: list[str]) -> list[str]:
+    """The configured prompt variants, each loaded once so a typo fails at start-up."""
+    from processors.analysis import system_prompt
+
+    for version in variants:
+        system_prompt(version)
+    return list(variants)

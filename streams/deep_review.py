@@ -33,6 +33,7 @@ from typing import Any
 import faust
 
 from processors.analysis import (
+    PROMPT_VERSION,
     ModelFinding,
     Prompt,
     build_prompt,
@@ -44,6 +45,7 @@ from processors.analysis import (
 from processors.budget import BudgetDecision
 from processors.context import touched_symbols, unique_snippets
 from processors.gate import GATE_PROMPT_VERSION, build_gate_question, parse_gate_answer
+from processors.learning import prompt_variant
 from processors.llm_cache import DAY_MS, CachedReview, cached_review, review_cache_key
 from processors.redaction import redact
 from providers import Completion, LlmProvider, ProviderError
@@ -77,6 +79,8 @@ class LlmDeps:
     stream: bool = False
     stats: dict[str, int] = field(default_factory=dict)
     published: PublishedFindings | None = None  # set when the agent is registered
+    # Review prompt variants under an A/B test; a PR always gets the same one.
+    prompt_variants: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -85,6 +89,7 @@ class _Review:
 
     result: TriageResult
     event: faust.EventT
+    version: str = PROMPT_VERSION
     findings: list[Finding] = field(default_factory=list)
     cache_hits: int = 0
     calls: int = 0
@@ -139,7 +144,10 @@ async def _review(
     result = deps.emitter.codec.decode(event.value)
     if not isinstance(result, TriageResult):
         raise DecodeError(f"expected TriageResult, got {type(result).__name__}")
-    review = _Review(result=result, event=event)
+    version = PROMPT_VERSION
+    if llm.prompt_variants:
+        version = prompt_variant(result.key, llm.prompt_variants)
+    review = _Review(result=result, event=event, version=version)
     chosen = [v for v in result.chunks if v.escalate and v.text]
     borderline = [v for v in result.chunks if not v.escalate and v.text and v.risk >= llm.gate_risk]
     if borderline and llm.cheap is not None:
@@ -251,7 +259,7 @@ async def _analyze(
     for verdict in chosen:
         shown = redacted[verdict.chunk_id]
         key = review_cache_key(
-            _prompt_version(),
+            review.version,
             model,
             f"{result.tenant}/{result.repo}",
             shown.text,
@@ -263,7 +271,7 @@ async def _analyze(
         if entry is not None and entry.is_fresh(now, llm.cache_ttl_days):
             review.cache_hits += 1
             found.extend(entry.rebased(verdict))
-            await _usage(deps, ch, review, llm.strong, _prompt_version(), "strong", cache_hit=True)
+            await _usage(deps, ch, review, llm.strong, review.version, "strong", cache_hit=True)
         else:
             todo.append(verdict)
     by_id = {v.chunk_id: v for v in chosen}
@@ -277,6 +285,7 @@ async def _analyze(
             repo=result.repo,
             context=snippets,
             budget_tokens=llm.prompt_budget_tokens,
+            version=review.version,
         )
         if not prompt.included_chunk_ids:
             review.dropped += len(todo)  # each alone is larger than the budget: never cut
@@ -289,7 +298,7 @@ async def _analyze(
         found.extend(answer)
         _store(cache, keys, asked, answer, now_ms())
     review.findings = findings_from_answer(
-        found, chosen, result, model=model, prompt_version=_prompt_version(), now_ms=now_ms()
+        found, chosen, result, model=model, prompt_version=review.version, now_ms=now_ms()
     )
 
 
@@ -429,12 +438,6 @@ def _partition(event: faust.EventT) -> int:
 def _redacted(verdict: ChunkVerdict) -> ChunkVerdict:
     """The chunk as a provider may see it: secrets replaced, lines where they were."""
     return dataclasses.replace(verdict, text=redact(verdict.text).text)
-
-
-def _prompt_version() -> str:
-    from processors.analysis import PROMPT_VERSION
-
-    return PROMPT_VERSION
 
 
 def _context(deps: Any, result: TriageResult, chunks: list[ChunkVerdict]) -> dict[str, list[str]]:

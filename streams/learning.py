@@ -33,7 +33,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from processors.calibration import calibrate
 from processors.learning import Posterior, posterior_keys
 from schemas.errors import DecodeError
-from schemas.records import FeedbackEvent, Finding
+from schemas.records import FeedbackEvent, Finding, PullRequestEvent
 from streams.channels import Channels
 from streams.emitter import Emitter, guarded, now_ms
 
@@ -226,3 +226,34 @@ async def publish_calibrated(
     for record in held:
         await deps.emitter.send(ch.metrics, "suppression", record, parent=parent)
     return kept
+
+
+def applied_feedback(
+    pr: PullRequestEvent, gone: list[str], published: Any, at_ms: int
+) -> list[FeedbackEvent]:
+    """ACCEPTED feedback ("applied") for findings the new revision of ``pr`` no longer has.
+
+    Its fingerprint hashes the flagged code, so a finding that vanished on
+    the next push had its code changed or removed: the author acted on it.
+    Only findings that were published count (a suppressed one was never seen).
+    """
+    out: list[FeedbackEvent] = []
+    for fingerprint in gone:
+        info = published.info(pr.tenant, pr.repo, pr.pr_number, fingerprint)
+        if not info:
+            continue
+        out.append(
+            FeedbackEvent(
+                event_id=f"applied:{fingerprint}:{pr.head_sha}",
+                fingerprint=fingerprint,
+                tenant=pr.tenant,
+                repo=pr.repo,
+                pr_number=pr.pr_number,
+                rule_id=str(info.get("rule_id", "")),
+                verdict="ACCEPTED",
+                signal="applied",
+                actor=pr.author,
+                at_ms=at_ms,
+            )
+        )
+    return out

@@ -47,7 +47,12 @@ from sinks.milvus import MilvusSink
 from streams.channels import Channels
 from streams.deep_review import LlmDeps, register_deep_review
 from streams.emitter import Emitter, guarded, now_ms
-from streams.learning import PosteriorView, publish_calibrated, register_learning_agents
+from streams.learning import (
+    PosteriorView,
+    applied_feedback,
+    publish_calibrated,
+    register_learning_agents,
+)
 from streams.published import PublishedFindings
 
 log = logging.getLogger(__name__)
@@ -150,6 +155,9 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
                 pr = _decode(deps, event, PullRequestEvent)
                 result, found = await asyncio.to_thread(_triage, deps, pr)
                 findings = await publish_calibrated(deps, ch, found, event)
+                applied = published.resolved(pr.key, found, now_ms())
+                for feedback in applied_feedback(pr, applied, published, now_ms()):
+                    await emit.send(ch.feedback, feedback.key, feedback, parent=event)
                 fresh, carried = published.unpublished(findings)
                 for finding in fresh:
                     await emit.send(ch.findings, finding.key, finding, parent=event)
@@ -167,6 +175,7 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
                         "findings": str(len(findings)),
                         "suppressed": str(len(found) - len(findings)),
                         "carried_over": str(carried),
+                        "applied": str(len(applied)),
                     },
                 )
 

@@ -10,8 +10,9 @@ on the fingerprint move their comment instead of adding one.
 
 The table is a Faust table (changelog-backed, so it survives restarts),
 keyed by "PR key|fingerprint" and held on the PR's partition, the same
-partition the agent's input comes from. Entries older than the TTL are
-swept by a timer.
+partition the agent's input comes from, plus one entry per PR (its key)
+listing what its last revision found. Entries older than the TTL are swept
+by a timer.
 """
 
 from __future__ import annotations
@@ -55,6 +56,20 @@ class PublishedFindings:
                 "category": finding.category,
                 "severity": finding.severity,
             }
+
+    def resolved(self, pr: str, current: Sequence[Finding], now_ms: int) -> list[str]:
+        """Fingerprints this PR had on its last review that its new revision no longer has.
+
+        The PR's entry ``pr`` (its Kafka key) lists what the last revision
+        found; a fingerprint hashes the flagged code, so one that is gone means
+        that code was changed or removed: the author acted on the finding. The
+        entry is replaced by ``current``, so each is reported once.
+        """
+        before = self.table.get(pr) or {}
+        now = {f.fingerprint for f in current}
+        gone = sorted(set(before.get("fingerprints", [])) - now)
+        self.table[pr] = {"fingerprints": sorted(now), "at_ms": now_ms}
+        return gone
 
     def info(self, tenant: str, repo: str, pr_number: int, fingerprint: str) -> dict | None:
         """What was recorded of a finding of this PR, or None (another partition, or expired)."""

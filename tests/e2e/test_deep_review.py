@@ -26,6 +26,8 @@ import pytest
 
 from codereview.settings import LlmSettings, Settings
 from ops.stack import load_stack_info
+from processors.analysis import system_prompt
+from processors.learning import prompt_variant
 from ops.workers import load_workers, start_platform, stop_platform
 from tests.e2e.conftest import AvroTopicReader, api_platform_settings, post_event
 from tests.fakes.llm_reviewer import FAIL_MARKER, MARKER, review
@@ -35,6 +37,7 @@ pytestmark = pytest.mark.e2e
 
 API_KEY = "deep-review-key"
 CHEAP_MODEL = "gpt-4.1-nano"
+VARIANTS = ("review-v1", "review-v1-focused")  # the A/B test the platform runs
 FINDINGS, TRIAGED, DLQ, METRICS = "pr.findings", "pr.triaged", "pipeline.dlq", "pipeline.metrics"
 # Fake but well-formed secrets of three kinds; none may reach the provider.
 PLANTED = {
@@ -76,6 +79,7 @@ def llm_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlmPlatfo
                 retry_max_wait_s=0.2,
                 breaker_failures=50,
                 budgets_usd={"repo:budget/svc": 0.000001},
+                prompt_variants=list(VARIANTS),
             ),
         )
         start_platform(settings, workers=1)
@@ -200,7 +204,12 @@ def test_review_redacts_secrets_and_the_next_push_reuses_what_did_not_change(
     lines = sorted(f["start_line"] for f in llm_findings)
     head_lines = head_v1().split("\n")
     assert all(MARKER in head_lines[n - 1] for n in lines), lines
-    assert all(f["model"] == "gpt-4o-mini" and f["prompt_version"] for f in llm_findings)
+    assert all(f["model"] == "gpt-4o-mini" for f in llm_findings)
+    # A/B test: the PR's variant is fixed by its key, and the model was asked with it.
+    variant = prompt_variant(f"default/{repo}#{number}", VARIANTS)
+    assert {f["prompt_version"] for f in llm_findings} == {variant}
+    strong_asks = [r.body for r in llm_platform.llm.requests if r.body["model"] == "gpt-4o-mini"]
+    assert strong_asks[0]["messages"][0]["content"] == system_prompt(variant)
     # Each suggestion arrived as a unified-diff patch against the head file.
     patches = [f["suggestion"] for f in llm_findings]
     assert all(p and p.startswith("--- a/svc/prices.py") and "FIXED" in p for p in patches)

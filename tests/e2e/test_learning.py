@@ -30,12 +30,12 @@ def body(number: int, head_sha: str) -> bytes:
         "def add(item, basket=[]):\n"
         "    basket.append(item)\n"
         "    return basket\n"
-        f"TOKEN_{number} = \"ghp_{'7fK2mQ9xL4pR8sT1vW3yZ6bN0cD5eG2hJ4k'}{number}\"\n"
+        f'TOKEN_{number} = "ghp_{"7fK2mQ9xL4pR8sT1vW3yZ6bN0cD5eG2hJ4k"}{number}"\n'
     )
     lines = code.splitlines()
     diff = (
-        f"diff --git a/cart.py b/cart.py\n--- /dev/null\n+++ b/cart.py\n@@ -0,0 +1,{len(lines)} @@\n"
-        + "".join(f"+{line}\n" for line in lines)
+        "diff --git a/cart.py b/cart.py\n--- /dev/null\n+++ b/cart.py\n"
+        f"@@ -0,0 +1,{len(lines)} @@\n" + "".join(f"+{line}\n" for line in lines)
     )
     return json.dumps(
         {
@@ -128,3 +128,53 @@ def test_rejections_teach_the_rule_and_its_next_finding_is_suppressed(platform: 
         assert secrets, "HIGH secret findings are never suppressed"
     finally:
         reader.close()
+
+
+def test_a_finding_whose_code_the_next_push_changes_counts_as_applied(
+    platform: Platform,
+) -> None:
+    """Push 2 replaces yaml.load by yaml.safe_load: that finding is gone, an ACCEPTED "applied"."""
+    url = platform.pipeline_urls()[0]
+    repo = "learn/applied"
+
+    def pr(code: str, head_sha: str) -> bytes:
+        lines = code.splitlines()
+        diff = (
+            "diff --git a/conf.py b/conf.py\n--- /dev/null\n+++ b/conf.py\n"
+            f"@@ -0,0 +1,{len(lines)} @@\n" + "".join(f"+{line}\n" for line in lines)
+        )
+        return json.dumps(
+            {
+                "repo": repo,
+                "pr_number": 9,
+                "head_sha": head_sha,
+                "diff": diff,
+                "files": [{"path": "conf.py", "content": code}],
+            }
+        ).encode()
+
+    unsafe = "import yaml\n\n\ndef load(text):\n    return yaml.load(text)\n"
+    assert post_event(url, API_KEY, pr(unsafe, "5" * 40)) == 202
+    client = AnalyticsClient(platform.settings, store_url=store_url(platform.settings))
+
+    def triaged() -> int:
+        sql = (
+            "SELECT count() FROM {db}.stage_metrics FINAL "
+            f"WHERE stage = 'triage' AND repo = '{repo}'"
+        )
+        return int(client.sql(sql).rows[0][0])
+
+    assert wait_until(lambda: triaged() >= 1, 90)
+    safe = unsafe.replace("yaml.load(text)", "yaml.safe_load(text)")
+    assert post_event(url, API_KEY, pr(safe, "6" * 40)) == 202
+
+    def applied() -> set[tuple]:
+        rows = client.sql(
+            "SELECT rule_id, verdict, signal FROM {db}.feedback FINAL "
+            f"WHERE repo = '{repo}' AND signal = 'applied'"
+        ).rows
+        return {tuple(r) for r in rows}
+
+    assert wait_until(lambda: bool(applied()), 90), "no applied feedback"
+    rules = {rule for rule, verdict, _ in applied() if verdict == "ACCEPTED"}
+    assert rules & {"ruff:S506", "bandit:B506"}, rules
