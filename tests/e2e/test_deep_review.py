@@ -26,9 +26,9 @@ import pytest
 
 from codereview.settings import LlmSettings, Settings
 from ops.stack import load_stack_info
+from ops.workers import load_workers, start_platform, stop_platform
 from processors.analysis import system_prompt
 from processors.learning import prompt_variant
-from ops.workers import load_workers, start_platform, stop_platform
 from tests.e2e.conftest import AvroTopicReader, api_platform_settings, post_event
 from tests.fakes.llm_reviewer import FAIL_MARKER, MARKER, review
 from tests.fakes.llm_server import FakeLlmServer
