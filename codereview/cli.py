@@ -106,8 +106,8 @@ def _parser() -> argparse.ArgumentParser:
         "--path", type=Path, default=None, help="git repo (default: an installed one)"
     )
     demo.add_argument("--range", dest="rev_range", default="")
-    demo.add_argument("--commits", type=int, default=30)
-    demo.add_argument("--timeout", type=float, default=240.0)
+    demo.add_argument("--commits", type=int, default=22)
+    demo.add_argument("--timeout", type=float, default=480.0)
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(run=cmd_demo)
 
@@ -186,6 +186,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from processors.event_size import fit_event
     from sources.git_replay import count_commits, replay_events
     from streams.topics import PR_EVENTS
 
@@ -201,6 +202,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         now_ms=int(time.time() * 1000),
     )
     for event in tqdm(events, total=total, desc="replay", unit="PR", disable=args.json):
+        event, _ = fit_event(event, settings.kafka.max_message_bytes)
         sink.send(settings.kafka.topic_prefix + PR_EVENTS.name, event.key, event)
         sent += 1
     sink.close()

@@ -1,7 +1,8 @@
 """``codereview demo``: real history through every stage, then a summary.
 
-Starts the embedded stack and workers, replays the last commits of a real git
-repository (this one by default) as PR events, waits until every event is
+Starts the embedded stack and workers, replays the first commits of a real
+git repository (this one by default; the first ones, so the demo's size does
+not grow with the project's history) as PR events, waits until every event is
 chunked, embedded and triaged, sends feedback on a few findings through the
 same path a person would, prints what ClickHouse and Milvus hold, and stops
 everything it started, whatever happened.
@@ -9,6 +10,7 @@ everything it started, whatever happened.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -19,10 +21,12 @@ from typing import Any
 from tqdm import tqdm
 
 from codereview.analytics import AnalyticsClient, QueryResult
+from codereview.report import client_runner, write_report
 from codereview.settings import Settings
 from ops.processes import StackError
 from ops.stack import kafka_client_config, resolve_endpoints
 from ops.workers import start_platform, stop_platform, store_url, wait_until
+from processors.event_size import fit_event
 
 
 def run_demo(
@@ -35,7 +39,7 @@ def run_demo(
     as_json: bool,
 ) -> int:
     repo = (path or Path(__file__).resolve().parents[1]).resolve()
-    rev_range = rev_range or _last_commits_range(repo, commits)
+    rev_range = rev_range or _first_commits_range(repo, commits)
     settings = demo_settings(settings)
     started = time.monotonic()
     say = (lambda *_: None) if as_json else print
@@ -53,6 +57,9 @@ def run_demo(
             )
         summary = _summary(settings, client)
         summary["feedback_sent"] = feedback
+        report = Path(settings.stack.state_dir) / "report" / "index.html"
+        write_report(report, client_runner(client), dt.datetime.now(dt.UTC))
+        summary["report"] = str(report)
         summary["wall_s"] = round(time.monotonic() - started, 1)
         print(json.dumps(summary, default=str) if as_json else _render(summary))
         return 0
@@ -82,8 +89,8 @@ def demo_settings(settings: Settings) -> Settings:
     )
 
 
-def _last_commits_range(repo: Path, commits: int) -> str:
-    """The last ``commits`` first-parent commits; the whole history if it is shorter."""
+def _first_commits_range(repo: Path, commits: int) -> str:
+    """The first ``commits`` first-parent commits; the whole history if it is shorter."""
     out = subprocess.run(
         ["git", "-C", str(repo), "rev-list", "--first-parent", "HEAD"],
         capture_output=True,
@@ -96,7 +103,7 @@ def _last_commits_range(repo: Path, commits: int) -> str:
         raise StackError(f"{repo} has no commits to replay")
     if commits >= len(revs):
         return revs[0]  # a single revision: all of its history, root commit included
-    return f"{revs[commits]}..{revs[0]}"
+    return revs[len(revs) - commits]  # that revision and its history: ``commits`` commits
 
 
 def _replay(settings: Settings, repo: Path, rev_range: str, *, quiet: bool) -> int:
@@ -120,6 +127,7 @@ def _replay(settings: Settings, repo: Path, rev_range: str, *, quiet: bool) -> i
         now_ms=int(time.time() * 1000),
     )
     for event in tqdm(events, total=total, desc="replay", unit="PR", disable=quiet):
+        event, _ = fit_event(event, settings.kafka.max_message_bytes)
         sink.send(settings.kafka.topic_prefix + PR_EVENTS.name, event.key, event)
         sent += 1
     sink.close()
@@ -223,6 +231,7 @@ def _render(summary: dict[str, Any]) -> str:
         else:
             lines.append("  (none)")
     lines.append(f"\nwall time {summary['wall_s']} s, feedback sent {summary['feedback_sent']}")
+    lines.append(f"report: {summary['report']} (open it in a browser)")
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ standing for empty context lines (some tools strip the trailing space).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from schemas.errors import ProcessorError
@@ -145,6 +145,41 @@ def split_truncation_marker(diff: str) -> tuple[str, int]:
     if match is None:
         return diff, 0
     return diff[: match.start()] + diff[match.end() :].lstrip("\n"), int(match.group(1))
+
+
+def split_file_sections(diff: str) -> list[str]:
+    """The per-file sections of a git diff (each starts at ``diff --git``), text kept."""
+    sections: list[str] = []
+    current: list[str] = []
+    for line in diff.splitlines(keepends=True):
+        if line.startswith("diff --git ") and current:
+            sections.append("".join(current))
+            current = []
+        current.append(line)
+    if current:
+        sections.append("".join(current))
+    return sections
+
+
+def limit_diff(sections: Sequence[str], *, max_bytes: int, omitted: int = 0) -> str:
+    """Whole sections, in order, while they fit in ``max_bytes``, then the marker.
+
+    ``omitted`` counts files the SCM already left out; when it or the cut is
+    non-zero the diff ends with ``TRUNCATION_MARKER``.
+    """
+    kept: list[str] = []
+    size = 0
+    for index, section in enumerate(sections):
+        section_bytes = len(section.encode("utf-8"))
+        if size + section_bytes > max_bytes:
+            omitted += len(sections) - index
+            break
+        kept.append(section if section.endswith("\n") else section + "\n")
+        size += section_bytes
+    diff = "".join(kept)
+    if omitted:
+        diff += TRUNCATION_MARKER.format(omitted=omitted) + "\n"
+    return diff
 
 
 def parse_diff(text: str) -> list[FileDiff]:

@@ -20,10 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from processors.diff import TRUNCATION_MARKER, parse_diff, split_truncation_marker
+from processors.diff import (  # noqa: F401 - limit_diff, split_file_sections: clients' API
+    TRUNCATION_MARKER,
+    limit_diff,
+    parse_diff,
+    split_file_sections,
+    split_truncation_marker,
+)
 from processors.github_events import PullRequestRef
 from schemas.records import FileSnapshot
 from sources.http import ApiClient
@@ -90,41 +96,6 @@ def build_scm_api(source: str, *, base_url: str, token: str, timeout_s: float = 
 
         return GiteaApi(base_url, token, timeout_s=timeout_s)
     raise ValueError(f"unknown SCM source {source!r}; expected one of {', '.join(SOURCES)}")
-
-
-def split_file_sections(diff: str) -> list[str]:
-    """The per-file sections of a git diff (each starts at ``diff --git``), text kept."""
-    sections: list[str] = []
-    current: list[str] = []
-    for line in diff.splitlines(keepends=True):
-        if line.startswith("diff --git ") and current:
-            sections.append("".join(current))
-            current = []
-        current.append(line)
-    if current:
-        sections.append("".join(current))
-    return sections
-
-
-def limit_diff(sections: Sequence[str], *, max_bytes: int, omitted: int = 0) -> str:
-    """Whole sections, in order, while they fit in ``max_bytes``, then the marker.
-
-    ``omitted`` counts files the SCM already left out; when it or the cut is
-    non-zero the diff ends with ``TRUNCATION_MARKER``.
-    """
-    kept: list[str] = []
-    size = 0
-    for index, section in enumerate(sections):
-        section_bytes = len(section.encode("utf-8"))
-        if size + section_bytes > max_bytes:
-            omitted += len(sections) - index
-            break
-        kept.append(section if section.endswith("\n") else section + "\n")
-        size += section_bytes
-    diff = "".join(kept)
-    if omitted:
-        diff += TRUNCATION_MARKER.format(omitted=omitted) + "\n"
-    return diff
 
 
 def decode_text(body: bytes) -> str | None:

@@ -183,11 +183,21 @@ def create_app(
             app,
             channels,
             IngestDeps(
-                emitter=emitter, scm_api=apis.get, dedupe_ttl_s=settings.source.dedupe_ttl_s
+                emitter=emitter,
+                scm_api=apis.get,
+                dedupe_ttl_s=settings.source.dedupe_ttl_s,
+                max_message_bytes=settings.kafka.max_message_bytes,
             ),
         )
         raw_sink = AsyncKafkaRecordSink(kafka_config, emitter.codec)
-        register_ingest_views(app, channels, emitter, settings.source, raw_sink)
+        register_ingest_views(
+            app,
+            channels,
+            emitter,
+            settings.source,
+            raw_sink,
+            max_message_bytes=settings.kafka.max_message_bytes,
+        )
         closers += [milvus.close, apis.close, raw_sink.close, posteriors.stop]
 
         def start_sinks(app: Any, *_: Any, signal: Any = None, **__: Any) -> None:

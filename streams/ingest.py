@@ -22,6 +22,7 @@ from typing import Any
 import faust
 
 from processors import github_events
+from processors.event_size import fit_event
 from processors.scm import SOURCES, FeedbackSignal, fingerprint_marker
 from schemas.errors import ProcessorError
 from schemas.records import FeedbackEvent, RawWebhook
@@ -37,6 +38,7 @@ class IngestDeps:
     emitter: Emitter
     scm_api: Callable[[str, str], ScmApi]  # (source, tenant) -> client
     dedupe_ttl_s: float
+    max_message_bytes: int = 900_000
 
 
 def register_ingest_agents(app: faust.App, ch: Channels, deps: IngestDeps) -> None:
@@ -78,9 +80,14 @@ async def _normalize(deps: IngestDeps, ch: Channels, deliveries: Any, event: fau
     if ref is not None:
         api = deps.scm_api(raw.source, raw.tenant)
         diff, files = await api.fetch_event_material(ref)
-        pr = github_events.to_event(
-            ref, source=raw.source, diff=diff, files=files, received_at_ms=raw.received_at_ms
+        pr, shed = fit_event(
+            github_events.to_event(
+                ref, source=raw.source, diff=diff, files=files, received_at_ms=raw.received_at_ms
+            ),
+            deps.max_message_bytes,
         )
+        if shed:
+            log.info("PR %s too large for one message; gave up %s", pr.key, ", ".join(shed))
         await deps.emitter.send(ch.events, pr.key, pr, parent=event)
         about = Subject(pr.event_id, pr.tenant, pr.repo, pr.pr_number, pr.received_at_ms)
     joined = 0

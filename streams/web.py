@@ -20,6 +20,7 @@ import faust
 from faust.web import Request, Response, View
 
 from codereview.settings import SourceSettings
+from processors.event_size import fit_event
 from processors.generic_events import parse_generic_event
 from processors.scm import SOURCES, delivery_key, event_name
 from schemas.errors import ProcessorError
@@ -42,6 +43,8 @@ def register_ingest_views(
     emitter: Emitter,
     sources: SourceSettings,
     raw_sink: AsyncKafkaRecordSink,
+    *,
+    max_message_bytes: int = 900_000,
 ) -> None:
     raw_topic = ch.raw.get_topic_name()
 
@@ -107,6 +110,7 @@ def register_ingest_views(
                 )
             except ProcessorError as exc:
                 return self.json({"error": str(exc)}, status=400)
+            event, _ = fit_event(event, max_message_bytes)
             await emitter.send(ch.events, event.key, event)
             return self.json({"accepted": event.event_id}, status=202)
 

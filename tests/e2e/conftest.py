@@ -37,6 +37,7 @@ SECRET = b"e2e-webhook-secret"
 # The secret being rotated in: both are active at once.
 NEXT_SECRET = b"e2e-webhook-secret-next"
 MAX_BODY = 2 * 2**20
+LEARNING_TENANT, LEARNING_API_KEY = "learner", "learner-key"
 
 
 @dataclass
@@ -87,6 +88,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
                     },
                 },
                 max_body_bytes=MAX_BODY,
+                # A tenant of its own for the learning tests: what its feedback
+                # teaches must not change the other tests' findings.
+                api_keys={"default": ["dev-api-key"], LEARNING_TENANT: [LEARNING_API_KEY]},
             ),
             worker=WorkerSettings(app_id=f"cr-e2e-{uuid.uuid4().hex[:6]}", data_dir=root / "faust"),
         )

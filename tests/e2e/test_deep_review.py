@@ -271,7 +271,7 @@ def test_the_cache_and_published_findings_survive_a_worker_restart(
     before = len(llm_platform.llm.requests)
     # Push 3: a new head commit whose code is push 2's (a rebase, say).
     assert send(llm_platform, pr_body(repo, number, "f" * 40, head_v2())) == 202
-    assert reader.poll_until(lambda r: len(analyze_metrics(r, repo)) >= 3, timeout_s=120)
+    assert reader.poll_until(lambda r: len(analyze_metrics(r, repo)) >= 3, timeout_s=300)
     third = analyze_metrics(reader, repo)[2]["attrs"]
     assert int(third["calls"]) == 0 and int(third["cache_hits"]) >= 2, third
     assert len(llm_platform.llm.requests) == before, "no model call for unchanged code"

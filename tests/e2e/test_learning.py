@@ -1,6 +1,6 @@
 """Feedback teaches the running pipeline: thumbs-down on a rule hides its next findings.
 
-A PR's finding gets five REJECTED verdicts through ``POST /v1/feedback``,
+A PR's finding gets twenty REJECTED verdicts through ``POST /v1/feedback``,
 naming only the fingerprint (as an SCM reaction would). The learn agent joins
 them to the finding's rule, the posterior agent updates the rule's Beta
 posterior, every pipeline worker sees it through the changelog, and the next
@@ -17,12 +17,21 @@ import pytest
 
 from codereview.analytics import AnalyticsClient
 from ops.workers import store_url, wait_until
-from tests.e2e.conftest import AvroTopicReader, Platform, post_event
+from tests.e2e.conftest import (
+    LEARNING_API_KEY,
+    LEARNING_TENANT,
+    AvroTopicReader,
+    Platform,
+    post_event,
+)
 
 pytestmark = pytest.mark.e2e
 
 REPO = "learn/shop"
-API_KEY = "dev-api-key"  # the default tenant's key in the default settings
+API_KEY = LEARNING_API_KEY  # a tenant of its own: what it learns stays there
+# Enough to take B006 (static confidence 0.55, worth 4 observations) under the
+# default threshold of 0.1: (0.55 * 4) / (4 + 20) = 0.09.
+REJECTIONS = 20
 
 
 def body(number: int, head_sha: str) -> bytes:
@@ -79,13 +88,14 @@ def test_rejections_teach_the_rule_and_its_next_finding_is_suppressed(platform: 
 
         assert reader.poll_until(lambda r: bool(b006(r, 1)), timeout_s=120)
         first = b006(reader, 1)[0]
-        for i in range(5):
+        for i in range(REJECTIONS):
             verdict = {
                 "fingerprint": first["fingerprint"],
                 "repo": REPO,
                 "pr_number": 1,
                 "verdict": "rejected",
                 "signal": "reaction",
+                "tenant": LEARNING_TENANT,
                 "event_id": f"learn-{i}",
             }
             assert post_json(url + "/v1/feedback", verdict) == 202
@@ -99,7 +109,7 @@ def test_rejections_teach_the_rule_and_its_next_finding_is_suppressed(platform: 
             ).rows
             return int(rows[0][0])
 
-        assert wait_until(lambda: taught() >= 5, 60), "the posterior agent saw the feedback"
+        assert wait_until(lambda: taught() >= REJECTIONS, 60), "the posterior agent saw it all"
         joined = client.sql(
             "SELECT attrs['rule_id'], attrs['joined'] FROM {db}.stage_metrics FINAL "
             f"WHERE stage = 'learn' AND repo = '{REPO}'"
@@ -117,7 +127,7 @@ def test_rejections_teach_the_rule_and_its_next_finding_is_suppressed(platform: 
         assert wait_until(lambda: bool(suppressed()), 90), "no suppression recorded"
         rule, confidence, threshold, reason = suppressed()[0]
         assert rule == "ruff:B006" and confidence < threshold
-        assert "0 accepted / 5 rejected" in reason
+        assert f"0 accepted / {REJECTIONS} rejected" in reason
         reader.poll_until(lambda r: False, timeout_s=3)
         assert b006(reader, 2) == [], "a suppressed finding is not published"
         secrets = [

@@ -92,7 +92,7 @@ def test_webhooks_to_findings_clickhouse_and_milvus(
     def triaged(r: AvroTopicReader) -> set[tuple[str, int]]:
         return {(t["repo"], t["pr_number"]) for t in r.records[TRIAGED]}
 
-    assert reader.poll_until(lambda r: wanted <= triaged(r), timeout_s=180), (
+    assert reader.poll_until(lambda r: wanted <= triaged(r), timeout_s=300), (
         f"triaged only {sorted(triaged(reader))}"
     )
     assert (platform.golden[30].repo, platform.golden[30].number) not in triaged(reader)
@@ -117,6 +117,8 @@ def test_webhooks_to_findings_clickhouse_and_milvus(
         for t in reader.records[TRIAGED]
     }
     for finding in reader.records[FINDINGS]:
+        if (finding["repo"], finding["pr_number"]) not in wanted:
+            continue  # other tests' PRs (another tenant's among them) share the topic
         assert finding["severity"] in ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
         assert finding["received_at_ms"] <= finding["_timestamp_ms"]
         # Tenant and the PR's trace travel in headers, from the webhook to the finding.
@@ -218,7 +220,7 @@ def _restart_mid_stream(
     wanted = {(pr.repo, pr.number) for pr in prs}
     assert reader.poll_until(
         lambda r: wanted <= {(t["repo"], t["pr_number"]) for t in r.records[TRIAGED]},
-        timeout_s=180,
+        timeout_s=300,
     )
     expected: set[str] = set()
     for pr in prs:
