@@ -77,7 +77,6 @@ class LlmDeps:
     cache_ttl_days: float = 90.0
     max_calls_per_pr: int = 4
     stream: bool = False
-    stats: dict[str, int] = field(default_factory=dict)
     published: PublishedFindings | None = None  # set when the agent is registered
     # Review prompt variants under an A/B test; a PR always gets the same one.
     prompt_variants: list[str] = field(default_factory=list)
@@ -96,6 +95,18 @@ class _Review:
     dropped: int = 0
     fallback: str = ""
     failure: Exception | None = None
+    _shown: dict[str, ChunkVerdict] = field(default_factory=dict)
+
+    def shown(self, verdict: ChunkVerdict) -> ChunkVerdict:
+        """The chunk as a provider may see it: secrets replaced, lines where they were.
+
+        Redacted once per review: a borderline chunk the gate picks is shown
+        to both tiers.
+        """
+        if verdict.chunk_id not in self._shown:
+            text = redact(verdict.text).text
+            self._shown[verdict.chunk_id] = dataclasses.replace(verdict, text=text)
+        return self._shown[verdict.chunk_id]
 
 
 def register_deep_review(app: faust.App, ch: Channels, deps: Any) -> None:
@@ -156,6 +167,7 @@ async def _review(
         await _analyze(deps, llm, ch, cache, review, chosen)
     calibrated = await publish_calibrated(deps, ch, review.findings, event)
     fresh, carried = published.unpublished(calibrated)
+    published.describe(fresh, now_ms())
     for finding in fresh:
         await deps.emitter.send(ch.findings, finding.key, finding, parent=event)
     published.remember(fresh, now_ms())
@@ -196,7 +208,7 @@ async def _gate(
     chosen: list[ChunkVerdict] = []
     ask: dict[str, tuple[ChunkVerdict, ChunkVerdict, str]] = {}
     for verdict in borderline:
-        shown = _redacted(verdict)
+        shown = review.shown(verdict)
         key = review_cache_key(GATE_PROMPT_VERSION, llm.cheap.model, scope, shown.text, [])
         decision = _fresh(cache.get(key), now, llm.cache_ttl_days)
         if decision is None:
@@ -249,7 +261,7 @@ async def _analyze(
 ) -> None:
     result = review.result
     # Chunks the gate picked were not escalated by triage; here every one is.
-    redacted = {v.chunk_id: dataclasses.replace(_redacted(v), escalate=True) for v in chosen}
+    redacted = {v.chunk_id: dataclasses.replace(review.shown(v), escalate=True) for v in chosen}
     context = await asyncio.to_thread(_context, deps, result, list(redacted.values()))
     model = llm.strong.model
     keys: dict[str, str] = {}
@@ -433,11 +445,6 @@ async def _usage(
 def _partition(event: faust.EventT) -> int:
     """The input partition: budgets are kept per partition (``streams.budgets``)."""
     return int(getattr(event.message, "partition", 0) or 0)
-
-
-def _redacted(verdict: ChunkVerdict) -> ChunkVerdict:
-    """The chunk as a provider may see it: secrets replaced, lines where they were."""
-    return dataclasses.replace(verdict, text=redact(verdict.text).text)
 
 
 def _context(deps: Any, result: TriageResult, chunks: list[ChunkVerdict]) -> dict[str, list[str]]:

@@ -49,8 +49,8 @@ def register_learning_agents(
     finding_tables: list[Any],
     *,
     half_life_days: float,
-) -> Any:
-    """The two learning agents; returns the ``posteriors`` table.
+) -> None:
+    """The two learning agents and their ``posteriors`` table.
 
     ``finding_tables`` are the published-findings tables (``PublishedFindings``)
     whose entries carry each finding's rule, category and severity.
@@ -110,8 +110,6 @@ def register_learning_agents(
                 )
 
             await guarded(emitter, "learn_posteriors", event, work)
-
-    return posteriors
 
 
 def _feedback(emitter: Emitter, event: faust.EventT) -> FeedbackEvent:

@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 import faust
 
@@ -78,7 +78,6 @@ class PipelineDeps:
     published_ttl_days: float = 90.0
     learning: LearningSettings = field(default_factory=LearningSettings)
     posteriors: PosteriorView | None = None
-    posteriors_table: Any = None
     embed_nice: int = 10
     embed_executor: ThreadPoolExecutor = field(init=False)
 
@@ -159,6 +158,7 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
                 for feedback in applied_feedback(pr, applied, published, now_ms()):
                     await emit.send(ch.feedback, feedback.key, feedback, parent=event)
                 fresh, carried = published.unpublished(findings)
+                published.describe(fresh, now_ms())
                 for finding in fresh:
                     await emit.send(ch.findings, finding.key, finding, parent=event)
                 published.remember(fresh, now_ms())
@@ -186,7 +186,7 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
     else:
         register_deep_review(app, ch, deps)
 
-    deps.posteriors_table = register_learning_agents(
+    register_learning_agents(
         app,
         ch,
         emit,

@@ -42,12 +42,27 @@ class PublishedFindings:
             fresh.append(finding)
         return fresh, len(findings) - len(fresh)
 
-    def remember(self, findings: Sequence[Finding], now_ms: int) -> None:
-        """Record findings as sent; call only after the send was acknowledged.
+    def describe(self, findings: Sequence[Finding], now_ms: int) -> None:
+        """Record each finding's rule, category and severity; call BEFORE sending them.
 
-        The rule, category and severity are kept too: feedback from an SCM
-        names only the fingerprint, and learning needs the rule it is about.
+        Feedback from an SCM names only the fingerprint, and learning joins it
+        to the rule here. A person can react as soon as a finding is visible,
+        so the join must be possible before the send, not after it. Lines are
+        not recorded: the finding does not count as published until
+        ``remember``.
         """
+        for finding in findings:
+            entry = dict(self.table.get(_key(finding)) or {})
+            entry.update(
+                at_ms=now_ms,
+                rule_id=finding.rule_id,
+                category=finding.category,
+                severity=finding.severity,
+            )
+            self.table[_key(finding)] = entry
+
+    def remember(self, findings: Sequence[Finding], now_ms: int) -> None:
+        """Record findings as sent; call only after the send was acknowledged."""
         for finding in findings:
             self.table[_key(finding)] = {
                 "lines": _lines(finding),

@@ -97,6 +97,32 @@ def test_duplicate_ids_within_a_batch_keep_the_last(sink: MilvusSink) -> None:
     assert hit["score"] == pytest.approx(1.0, abs=1e-4)
 
 
+def test_definitions_find_symbols_by_name_in_the_same_repo_with_their_text(
+    sink: MilvusSink,
+) -> None:
+    import dataclasses
+
+    def defining(i: int, symbol: str, **where: object) -> CodeChunk:
+        return dataclasses.replace(chunk(i, **where), symbol=symbol)  # type: ignore[arg-type]
+
+    sink.write(
+        [
+            (defining(1, "price"), unit(1)),
+            (defining(2, "Cart.price"), unit(2)),  # a method: found by its last name
+            (defining(3, "unit_price"), unit(3)),  # a longer name is not a match
+            (defining(4, "price", repo="acme/other"), unit(4)),
+            (defining(5, "price", pr=9), unit(5)),  # the PR under review: excluded
+        ]
+    )
+    rows = sink.definitions(["price"], tenant="acme", repo="acme/api", exclude_pr=9)
+    assert sorted((r["symbol"], r["path"]) for r in rows) == [
+        ("Cart.price", "src/mod_2.py"),
+        ("price", "src/mod_1.py"),
+    ]
+    assert all(r["text"].startswith("def f") for r in rows)  # the code itself, for the prompt
+    assert sink.definitions([], tenant="acme", repo="acme/api") == []
+
+
 def test_search_stays_in_tenant_and_repo(sink: MilvusSink) -> None:
     same = unit(99)
     sink.write(

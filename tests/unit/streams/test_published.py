@@ -116,3 +116,16 @@ def test_expire_skips_empty_entries() -> None:
     table: dict[str, Any] = {"acme/acme/shop#7|gone": None, "acme/acme/shop#7|empty": {}}
     assert published(table).expire(NOW) == 0
     assert len(table) == 2
+
+
+def test_describe_lets_feedback_join_before_the_finding_counts_as_published() -> None:
+    table: dict[str, Any] = {}
+    view = published(table)
+    a = finding("a", 3)
+    view.describe([a], NOW)
+    info = view.info("acme", "acme/shop", 7, "a")
+    assert info is not None and info["rule_id"] == a.rule_id
+    assert view.unpublished([a]) == ([a], 0), "described is not yet sent"
+    view.remember([a], NOW)
+    view.describe([a], NOW + 1)  # describing again keeps the published lines
+    assert view.unpublished([a]) == ([], 1)
