@@ -135,6 +135,11 @@ def main() -> None:
     parser.add_argument("--min-evidence", type=float, default=learning.min_evidence)
     parser.add_argument("--per-pr", type=int, default=20, help="findings per PR given feedback")
     parser.add_argument("--near-lines", type=int, default=100_000)
+    parser.add_argument(
+        "--grid",
+        action="store_true",
+        help="score a grid of knobs instead (one JSON line with every setting's row)",
+    )
     args = parser.parse_args()
     knobs = Knobs(args.threshold, args.half_life_days, args.prior_strength, args.min_evidence)
 
@@ -143,6 +148,9 @@ def main() -> None:
         (c for c in labelled if c.case.repo in TRAIN_PROJECTS), key=lambda c: _hash(c.case.case_id)
     )
     test = [c for c in labelled if c.case.repo not in TRAIN_PROJECTS]
+    if args.grid:
+        print(json.dumps({"bench": "learning-grid", "rows": grid(train, test, knobs)}))
+        return
 
     events = feedback_stream(train, per_pr=args.per_pr)
     snapshots, latencies = replay(events, knobs)
@@ -173,6 +181,46 @@ def main() -> None:
             }
         )
     )
+
+
+def grid(train: Sequence[Case], test: Sequence[Case], base: Knobs) -> list[dict[str, object]]:
+    """Precision gain and recall change at 100 and 200 events over a grid of knobs.
+
+    Whether ANY setting meets both targets (precision +25%, recall -5% at
+    most, at 100 events) on this data, rather than one picked setting.
+    """
+    rows: list[dict[str, object]] = []
+    for threshold in (0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2):
+        for strength in (2.0, 4.0, 8.0):
+            for evidence in (3.0, 5.0):
+                for per_pr in (10, 20):
+                    knobs = dataclasses.replace(
+                        base, threshold=threshold, prior_strength=strength, min_evidence=evidence
+                    )
+                    snapshots, _ = replay(feedback_stream(train, per_pr=per_pr), knobs)
+                    after = {n: evaluate(test, p, at, knobs) for n, (p, at) in snapshots.items()}
+                    row: dict[str, object] = {
+                        "threshold": threshold,
+                        "prior_strength": strength,
+                        "min_evidence": evidence,
+                        "per_pr": per_pr,
+                    }
+                    for n in (100, 200):
+                        row[f"precision_gain_at_{n}"] = _relative(
+                            after.get(n, {}).get("precision"), after[0]["precision"]
+                        )
+                        row[f"recall_change_at_{n}"] = _relative(
+                            after.get(n, {}).get("recall"), after[0]["recall"]
+                        )
+                    gain, loss = row["precision_gain_at_100"], row["recall_change_at_100"]
+                    row["meets_targets"] = (
+                        isinstance(gain, float)
+                        and isinstance(loss, float)
+                        and gain >= 0.25
+                        and loss >= -0.05
+                    )
+                    rows.append(row)
+    return rows
 
 
 def collect(cases: Sequence[EvalCase], *, near_lines: int) -> list[Case]:

@@ -3,12 +3,13 @@
     codereview up [--workers N]      start the embedded stack and the workers
     codereview down                  stop everything ``up`` started
     codereview status [--json]
-    codereview worker --role pipeline|store [--web-port P]
+    codereview worker --role pipeline|store|publish [--web-port P]
     codereview replay PATH --range A..B      commits -> PR events
     codereview feedback FINGERPRINT --verdict accepted|rejected ...
     codereview analytics [NAME | --sql SQL] [--json]
     codereview report [--out PATH] [--json]   one offline HTML page of charts
     codereview dlq replay [--stage S]  dead letters back to their topics
+    codereview findings export|tail  findings as SARIF/rdjson files, or a live feed
     codereview demo                  up, replay real history, summary, down
     codereview eval --cases PATH     review quality on labelled cases, next to the peers
 
@@ -61,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     status.set_defaults(run=cmd_status)
 
     worker = sub.add_parser("worker", help="run one Faust worker in the foreground")
-    worker.add_argument("--role", choices=("pipeline", "store"), default="pipeline")
+    worker.add_argument("--role", choices=("pipeline", "store", "publish"), default="pipeline")
     worker.add_argument("--web-port", type=int, default=0)
     worker.add_argument("--instance", default="", help="stable name: static group membership")
     worker.set_defaults(run=cmd_worker)
@@ -95,6 +96,10 @@ def _parser() -> argparse.ArgumentParser:
     an.add_argument("--sql")
     an.add_argument("--json", action="store_true")
     an.set_defaults(run=cmd_analytics)
+
+    from codereview.findings_cli import add_findings_parser
+
+    add_findings_parser(sub)
 
     rep = sub.add_parser("report", help="write a self-contained HTML report with charts")
     rep.add_argument("--out", type=Path, default=None, help="default .stack/report/index.html")

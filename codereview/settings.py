@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -231,6 +231,74 @@ class SourceSettings(_Section):
         return token.get_secret_value() if token else ""
 
 
+class PublishSettings(_Section):
+    """Posting findings back to the SCMs as review comments (the ``publish`` worker).
+
+    ``modes`` maps a scope to "live" (post) or "dry-run" (log and count only):
+    ``"tenant/repo"`` beats ``"tenant"`` beats ``"*"``. The default is dry-run
+    everywhere, so a new install never comments on anyone's pull request
+    until a team turns it on, e.g.
+    ``CODEREVIEW_PUBLISH__MODES='{"*": "dry-run", "acme": "live"}'``.
+    API URLs and tokens are the sources' own (``CODEREVIEW_SOURCE__API_URLS``,
+    ``..._API_TOKENS``); ``api_urls`` here overrides one when comments must go
+    elsewhere (a bot proxy).
+
+    ``check_policies`` maps a scope to "FAIL_ON/NEUTRAL_ON" severities for
+    the GitHub check run's conclusion ("HIGH/LOW": a HIGH or CRITICAL finding
+    fails the check, a LOW or MEDIUM one makes it neutral); "/" never fails.
+    """
+
+    enabled: bool = True
+    modes: dict[str, str] = Field(default_factory=lambda: {"*": "dry-run"})
+    api_urls: dict[str, str] = Field(default_factory=dict)
+    check_policies: dict[str, str] = Field(default_factory=lambda: {"*": "HIGH/LOW"})
+    # Findings are gathered this long (or this many) so one PR's become one review.
+    batch_size: int = 200
+    batch_within_s: float = 1.0
+    # PRs of one batch posted concurrently.
+    concurrency: int = 8
+    # A failed post is tried this many times (backoff between), then dead-lettered.
+    max_attempts: int = 4
+    retry_base_s: float = 0.5
+    retry_max_s: float = 10.0
+    timeout_s: float = 10.0
+
+    @field_validator("modes")
+    @classmethod
+    def _known_modes(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = {k: v for k, v in value.items() if v not in ("live", "dry-run")}
+        if bad:
+            raise ValueError(f"publish modes must be 'live' or 'dry-run', got {bad}")
+        return value
+
+    @field_validator("check_policies")
+    @classmethod
+    def _known_severities(cls, value: dict[str, str]) -> dict[str, str]:
+        allowed = {"", "INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"}
+        for scope, policy in value.items():
+            parts = {p.strip().upper() for p in policy.partition("/")[::2]}
+            if "/" not in policy or parts - allowed:
+                raise ValueError(
+                    f"check policy of {scope!r} must be 'FAIL_ON/NEUTRAL_ON', got {policy!r}"
+                )
+        return value
+
+    def mode_for(self, tenant: str, repo: str) -> str:
+        """ "live" or "dry-run" for one repo: the most specific scope that is set."""
+        for scope in (f"{tenant}/{repo}", tenant, "*"):
+            if scope in self.modes:
+                return self.modes[scope]
+        return "dry-run"
+
+    def policy_for(self, tenant: str, repo: str) -> tuple[str, str]:
+        """(fail_on, neutral_on) severities of one repo's check run; "" means never."""
+        for scope in (f"{tenant}/{repo}", tenant, "*"):
+            if scope in self.check_policies:
+                fail_on, _, neutral_on = self.check_policies[scope].partition("/")
+                return fail_on.strip().upper(), neutral_on.strip().upper()
+        return "HIGH", "LOW"
+
+
 class WorkerSettings(_Section):
     """Faust worker process knobs."""
 
@@ -261,6 +329,7 @@ class Settings(BaseSettings):
     llm: LlmSettings = Field(default_factory=LlmSettings)
     learning: LearningSettings = Field(default_factory=LearningSettings)
     source: SourceSettings = Field(default_factory=SourceSettings)
+    publish: PublishSettings = Field(default_factory=PublishSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
 

@@ -1,8 +1,9 @@
 """The whole platform on one machine: the embedded stack plus worker processes.
 
 ``start_platform`` brings up the broker and Milvus (``ops.stack``), then ONE
-store worker (the only process that opens the chdb directory) and N pipeline
-workers, each a ``codereview worker`` process with its own web port, and
+store worker (the only process that opens the chdb directory), N pipeline
+workers and (``publish.enabled``) M publish workers, each a ``codereview
+worker`` process with its own web port, and
 records them in ``<state_dir>/workers.json`` so ``codereview down`` from
 another shell stops them all. Workers get the parent's settings through their
 environment (``settings_env``), so every process runs the same configuration.
@@ -45,7 +46,7 @@ class WorkerInfo:
         return ManagedProcess.attach(self.name, self.pid, Path(self.log_path), self.start_time)
 
 
-def start_platform(settings: Settings, *, workers: int = 2) -> dict[str, Any]:
+def start_platform(settings: Settings, *, workers: int = 2, publishers: int = 1) -> dict[str, Any]:
     """Start the stack and the workers; on any failure stop what was started."""
     state_dir = Path(settings.stack.state_dir).resolve()
     stack = EmbeddedStack()
@@ -56,6 +57,8 @@ def start_platform(settings: Settings, *, workers: int = 2) -> dict[str, Any]:
         started.append(start_worker(settings, "store", "store", store_port))
         for i in range(workers):
             started.append(start_worker(settings, f"pipeline-{i + 1}", "pipeline", free_port()))
+        for i in range(publishers if settings.publish.enabled else 0):
+            started.append(start_worker(settings, f"publish-{i + 1}", "publish", free_port()))
         _write_workers(state_dir, started)
         for worker in started:
             worker.process().wait_ready(partial(worker_healthy, worker.url), WORKER_READY_S)
@@ -70,7 +73,8 @@ def start_platform(settings: Settings, *, workers: int = 2) -> dict[str, Any]:
         "kafka": info.kafka_bootstrap,
         "milvus": info.milvus_uri,
         "store": started[0].url,
-        "pipeline": ", ".join(w.url for w in started[1:]),
+        "pipeline": ", ".join(w.url for w in started if w.role == "pipeline"),
+        "publish": ", ".join(w.url for w in started if w.role == "publish"),
     }
 
 

@@ -368,6 +368,7 @@ def findings_from_answer(
             else suggestion_patch(chunk.path, original, start, item.suggestion),
             model=model,
             prompt_version=prompt_version,
+            source=event.source,
         )
         findings.setdefault(finding.fingerprint, finding)
     return list(findings.values())

@@ -171,6 +171,7 @@ def triage_event(
         received_at_ms=event.received_at_ms,
         triaged_at_ms=now_ms,
         finding_fingerprints=list(findings),
+        source=event.source,
     )
     return result, list(findings.values())
 
@@ -311,6 +312,7 @@ def _finding(
         origin="triage",
         received_at_ms=event.received_at_ms,
         created_at_ms=now_ms,
+        source=event.source,
     )
 
 

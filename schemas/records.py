@@ -112,6 +112,7 @@ class Finding:
     suggestion: str | None = None
     model: str | None = None
     prompt_version: str | None = None
+    source: str = ""
 
     @property
     def key(self) -> str:
@@ -145,6 +146,7 @@ class TriageResult:
     received_at_ms: int
     triaged_at_ms: int
     finding_fingerprints: list[str] = field(default_factory=list)
+    source: str = ""
 
     @property
     def key(self) -> str:

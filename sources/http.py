@@ -71,7 +71,7 @@ class ApiResponse:
 
 
 class ApiClient:
-    """GETs against one API root with retries, an ETag cache and pagination."""
+    """Requests against one API root: GETs with retries, an ETag cache and pagination; writes."""
 
     def __init__(
         self,
@@ -165,6 +165,68 @@ class ApiClient:
             )
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, str | int] | None = None,
+        idempotent: bool = False,
+        accept: str | None = None,
+    ) -> ApiResponse:
+        """A write (POST, PUT, PATCH, DELETE) of ``json_body`` to ``path``.
+
+        A rate-limit answer (429, 503, or 403 with GitHub's secondary-limit
+        headers) means the server did not act, so it is retried after the
+        wait the server asked for, whatever the method. A 5xx or a network
+        error is ambiguous for a write: the server may have acted before
+        failing. It is retried here only when ``idempotent`` (a PUT of a
+        state, a resolve); otherwise it is raised at once, ``retryable``, and
+        the caller must find out what happened before trying again (the
+        publishers look for their marker in the existing comments), which is
+        what keeps a comment from being posted twice.
+        """
+        url = self.url_for(path, params)
+        if _origin(url) != self._origin:
+            raise SourceFetchError(
+                f"refusing to send to {url}: not on {self._origin}", status=None, retryable=False
+            )
+        headers = dict(self._headers)
+        headers["Accept"] = accept or "application/json"
+        body = None if json_body is None else json.dumps(json_body).encode("utf-8")
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                async with self._client().request(
+                    method, URL(url, encoded=True), headers=headers, data=body
+                ) as raw:
+                    response = ApiResponse(
+                        raw.status, CIMultiDictProxy(CIMultiDict(raw.headers)), await raw.read()
+                    )
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                if idempotent and attempt < self._max_attempts:
+                    await self._sleep(self._backoff(attempt))
+                    continue
+                raise SourceFetchError(
+                    f"{method} {url}: {exc!r}", status=None, retryable=True
+                ) from exc
+            if 200 <= response.status < 300:
+                return response
+            wait = self._retry_wait(response, attempt)
+            safe = _rate_limited(response) or idempotent
+            last = attempt >= self._max_attempts
+            if safe and not last and wait is not None and wait <= self._max_wait_s:
+                await self._sleep(wait)
+                continue
+            raise SourceFetchError(
+                f"{method} {url}: HTTP {response.status}: {response.text()[:200]}",
+                status=response.status,
+                retryable=wait is not None,
+            )
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     async def paginate(
         self,
         path: str,
@@ -242,13 +304,7 @@ class ApiClient:
         """Seconds to wait before another attempt, or None when retrying cannot help."""
         headers = response.headers
         retry_after = _parse_retry_after(headers.get("Retry-After"), self._clock())
-        exhausted = headers.get("X-RateLimit-Remaining") == "0" or headers.get(
-            "RateLimit-Remaining"
-        ) == ("0")
-        rate_limited = response.status in (429, 503) or (
-            response.status == 403 and (retry_after is not None or exhausted)
-        )
-        if rate_limited:
+        if _rate_limited(response):
             if retry_after is not None:
                 return max(retry_after, 0.0)
             reset = _parse_epoch(headers.get("X-RateLimit-Reset") or headers.get("RateLimit-Reset"))
@@ -258,6 +314,15 @@ class ApiClient:
         if 500 <= response.status < 600:
             return self._backoff(attempt)
         return None
+
+
+def _rate_limited(response: ApiResponse) -> bool:
+    """Whether the server refused for rate (429, 503, or GitHub's 403 secondary limit)."""
+    headers = response.headers
+    exhausted = "0" in (headers.get("X-RateLimit-Remaining"), headers.get("RateLimit-Remaining"))
+    return response.status in (429, 503) or (
+        response.status == 403 and ("Retry-After" in headers or exhausted)
+    )
 
 
 async def _read(raw: aiohttp.ClientResponse, max_bytes: int | None) -> tuple[bytes, bool]:

@@ -1,10 +1,12 @@
 """Builds the Faust app for one worker role, from settings, in one place.
 
-Two roles, two consumer groups:
+Three roles, three consumer groups:
 - ``pipeline`` (run as many as you like): webhook ingest, normalize, chunk,
   embed, triage, deep analysis, learning.
 - ``store`` (exactly one with chdb): topics into ClickHouse, and the query
   view. chdb allows one process per directory, hence a role of its own.
+- ``publish`` (as many as you like): findings to review comments on each
+  SCM; a downstream consumer of ``pr.findings`` like any team's own.
 
 Every client is built here and closed by the app's shutdown hook, so the
 lifecycle of each sink has one owner (imitating Quix Streams' Application).
@@ -29,6 +31,7 @@ from schemas.registry import ConfluentSchemaRegistry, LocalSchemaRegistry, Schem
 from sinks.clickhouse import ClickHouseSink
 from sinks.kafka import AsyncKafkaRecordSink
 from sinks.milvus import MilvusSink
+from sinks.scm.base import ScmPublisher, build_publisher
 from sources.scm_api import ScmApi, build_scm_api
 from streams.budgets import Budgets
 from streams.channels import declare_channels
@@ -38,13 +41,14 @@ from streams.fetch_backoff import install_empty_fetch_backoff
 from streams.ingest import IngestDeps, register_ingest_agents
 from streams.learning import PosteriorView
 from streams.pipeline import PipelineDeps, register_pipeline_agents
+from streams.publish import PublishDeps, register_publish_agents
 from streams.store import StoreDeps, register_store_agents
 from streams.topics import PARTITIONS
 from streams.web import register_ingest_views, register_query_view
 
 log = logging.getLogger(__name__)
 
-ROLES = ("pipeline", "store")
+ROLES = ("pipeline", "store", "publish")
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,40 @@ class ScmApis:
                 base_url=base_url,
                 token=self._section.token_for(tenant, source),
                 timeout_s=self._section.fetch_timeout_s,
+            )
+        return self._clients[key]
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
+
+class ScmPublishers:
+    """One publisher per (source, tenant), built on first use, closed at shutdown.
+
+    URLs and tokens are the sources' own; ``publish.api_urls`` overrides a URL.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._source = settings.source
+        self._publish = settings.publish
+        self._clients: dict[tuple[str, str], ScmPublisher] = {}
+
+    def get(self, source: str, tenant: str) -> ScmPublisher:
+        key = (source, tenant)
+        if key not in self._clients:
+            base_url = self._publish.api_urls.get(source) or self._source.api_urls.get(source)
+            if not base_url:
+                raise ProcessorError(
+                    f"no API URL configured for {source} (CODEREVIEW_PUBLISH__API_URLS "
+                    "or CODEREVIEW_SOURCE__API_URLS)"
+                )
+            self._clients[key] = build_publisher(
+                source,
+                base_url=base_url,
+                token=self._source.token_for(tenant, source),
+                timeout_s=self._publish.timeout_s,
             )
         return self._clients[key]
 
@@ -205,6 +243,16 @@ def create_app(
             posteriors.start()
 
         app.on_worker_init.connect(cast(Any, start_sinks))
+    elif role == "publish":
+        publishers = ScmPublishers(settings)
+        register_publish_agents(
+            app,
+            channels,
+            PublishDeps(
+                emitter, publishers.get, settings.publish, flush=lambda: app.producer.flush()
+            ),
+        )
+        closers.append(publishers.close)
     else:
         clickhouse = ClickHouseSink.from_settings(settings.clickhouse)
         store = StoreDeps(

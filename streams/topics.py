@@ -61,11 +61,16 @@ TABLE_NAMES: tuple[str, ...] = (
 )
 
 
+# The publish role's tables, under its own app id (``<app_id>-publish``).
+PUBLISH_TABLE_NAMES: tuple[str, ...] = ("published_comments",)
+
+
 def changelog_topics(app_id: str) -> tuple[TopicSpec, ...]:
     """The changelog topics Faust will use for our tables under ``app_id``."""
+    names = [f"{app_id}-{name}" for name in TABLE_NAMES]
+    names += [f"{app_id}-publish-{name}" for name in PUBLISH_TABLE_NAMES]
     return tuple(
-        TopicSpec(f"{app_id}-{name}-changelog", "table key", "table value", compacted=True)
-        for name in TABLE_NAMES
+        TopicSpec(f"{name}-changelog", "table key", "table value", compacted=True) for name in names
     )
 
 

@@ -257,7 +257,8 @@ def test_named_queries_answer_from_the_views(loaded: ClickHouseSink, name: str) 
 def test_a_database_migrated_later_is_backfilled(tmp_path: Path) -> None:
     ddl = tmp_path / "ddl"
     ddl.mkdir()
-    for path in sorted(DDL_DIR.glob("00[1-3]_*.sql")):
+    # Every migration but the views (005 too: the rows written below have its column).
+    for path in sorted(p for p in DDL_DIR.glob("*.sql") if not p.name.startswith("004")):
         shutil.copy(path, ddl / path.name)
     sink = ClickHouseSink(dsn=f"chdb://{tmp_path / 'chdb'}", database=DB, ddl_dir=ddl)
     sink.start()

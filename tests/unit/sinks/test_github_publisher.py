@@ -1,0 +1,382 @@
+"""``GitHubPublisher`` over HTTP against ``FakeGitHubReviews`` (GitHub's documented shapes).
+
+The fake refuses a review whole (422) when a comment's line is outside the
+diff, as GitHub does, so the fallback path is the real one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+import pytest
+
+from processors.publishing import Comment, render, to_post
+from schemas.records import Finding
+from sinks.scm.base import PullRequestTarget, build_publisher
+from sinks.scm.github import GitHubPublisher, graphql_url
+from sources.github_api import SourceFetchError
+from tests.fakes.scm_reviews.github import FakeGitHubReviews
+
+REPO = "octo/app"
+HEAD = "a" * 40
+PR = PullRequestTarget("github", "t1", REPO, 7, HEAD)
+DIFF = (
+    "diff --git a/src/app.py b/src/app.py\n"
+    "--- a/src/app.py\n"
+    "+++ b/src/app.py\n"
+    "@@ -1,6 +1,8 @@\n"
+    " import os\n"
+    "+import sys\n"
+    " \n"
+    " def main():\n"
+    "-    print(os.getcwd())\n"
+    "+    print(os.getcwd(), sys.argv)\n"
+    "+    return 0\n"
+    " \n"
+    " def other():\n"
+    "@@ -20,3 +22,4 @@ def helper():\n"
+    "     a = 1\n"
+    "     b = 2\n"
+    "+    c = 3\n"
+    "     return a + b\n"
+    "diff --git a/src/new.py b/src/new.py\n"
+    "new file mode 100644\n"
+    "--- /dev/null\n"
+    "+++ b/src/new.py\n"
+    "@@ -0,0 +1,3 @@\n"
+    "+VALUE = 1\n"
+    "+OTHER = 2\n"
+    "+THIRD = 3\n"
+)
+FIX = (
+    "--- a/src/app.py\n+++ b/src/app.py\n@@ -5,2 +5,2 @@\n"
+    "-    print(os.getcwd(), sys.argv)\n-    return 0\n+    print(sys.argv)\n+    return 1\n"
+)
+
+
+def finding(seed: str, path: str, start: int, end: int = 0, **extra: object) -> Finding:
+    fields: dict[str, object] = {
+        "fingerprint": hashlib.sha256(seed.encode()).hexdigest()[:32],
+        "event_id": "e1",
+        "tenant": "t1",
+        "repo": REPO,
+        "pr_number": 7,
+        "head_sha": HEAD,
+        "path": path,
+        "start_line": start,
+        "end_line": end or start,
+        "rule_id": f"rule.{seed}",
+        "category": "bug",
+        "severity": "MEDIUM",
+        "confidence": 0.8,
+        "message": f"Problem {seed}.",
+        "origin": "rules",
+        "received_at_ms": 1,
+        "created_at_ms": 2,
+        "source": "github",
+    }
+    fields.update(extra)
+    return Finding(**fields)  # type: ignore[arg-type]
+
+
+INLINE = [
+    finding("one", "src/app.py", 2),
+    finding("range", "src/app.py", 5, 6, suggestion=FIX, severity="HIGH"),
+    finding("new", "src/new.py", 1, 3),
+]
+
+
+class Waits:
+    """An injected sleep that records the waits instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.seen: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.seen.append(seconds)
+
+
+def run(
+    body: Callable[[FakeGitHubReviews, GitHubPublisher], Awaitable[None]],
+    *,
+    page_size: int = 100,
+    waits: Waits | None = None,
+) -> FakeGitHubReviews:
+    fake = FakeGitHubReviews(page_size=page_size)
+    fake.add_pull(REPO, 7, DIFF, head_sha=HEAD)
+
+    async def main() -> None:
+        async with fake.serving() as url:
+            publisher = GitHubPublisher(url, "ghs_token", sleep=waits or Waits())
+            try:
+                await body(fake, publisher)
+            finally:
+                await publisher.close()
+                await publisher.close()
+
+    asyncio.run(main())
+    return fake
+
+
+def comments_of(findings: list[Finding]) -> list[Comment]:
+    return [render(f) for f in findings]
+
+
+def test_a_batch_is_one_review_on_the_right_lines_with_the_body_verbatim() -> None:
+    comments = comments_of(INLINE)
+
+    async def body(fake: FakeGitHubReviews, publisher: GitHubPublisher) -> None:
+        posted = await publisher.post(PR, comments)
+        stored = {c["body"]: c for c in fake.comments(REPO, 7)}
+        assert set(posted) == {c.fingerprint for c in comments}
+        for comment in comments:
+            row = stored[comment.body]  # verbatim, marker included
+            assert (
+                posted[comment.fingerprint].comment_id == f"review:{row['pull_request_review_id']}"
+            )
+            assert posted[comment.fingerprint].on_file is False
+            assert (row["path"], row["line"], row["side"]) == (
+                comment.path,
+                comment.end_line,
+                "RIGHT",
+            )
+            assert row["subject_type"] == "line"
+            assert row["commit_id"] == HEAD
+        ranged = stored[comments[1].body]
+        assert (ranged["start_line"], ranged["start_side"]) == (5, "RIGHT")
+        assert "```suggestion\n    print(sys.argv)\n    return 1\n```" in ranged["body"]
+        assert stored[comments[0].body]["start_line"] is None
+        assert fake.calls_to("POST", r"/reviews$") == 1
+        assert len(fake.calls) == 1  # ids are not read back: one call per batch
+
+    run(body)
+
+
+def test_existing_finds_every_posted_comment_with_ids_and_threads_in_one_query() -> None:
+    comments = comments_of(INLINE)
+
+    async def body(fake: FakeGitHubReviews, publisher: GitHubPublisher) -> None:
+        posted = await publisher.post(PR, comments)
+        before = len(fake.calls)
+        shown = await publisher.existing(PR)
+        assert len(fake.calls) - before == 1  # one GraphQL call, no REST listing
+        assert fake.calls[-1] == ("POST", "/graphql")
+        threads = {t["comment_ids"][0]: t["id"] for t in fake.threads(REPO, 7)}
+        assert set(shown) == set(posted)
+        stored = {c["body"]: c for c in fake.comments(REPO, 7)}
+        for fingerprint, found in shown.items():
+            row = next(c for c in stored.values() if fingerprint in c["body"])
+            assert found.comment_id == str(row["id"])
+            assert posted[fingerprint].comment_id == f"review:{row['pull_request_review_id']}"
+            assert found.thread_id == threads[int(found.comment_id)]
+            assert (found.resolved, found.on_file) == (False, False)
+
+    run(body)
+
+
+def test_lines_outside_the_diff_fall_back_to_file_and_pr_notes_that_existing_finds() -> None:
+    comments = comments_of(
+        [
+            *INLINE[:2],
+            finding("far", "src/app.py", 15),  # in a changed file, not in a hunk
+            finding("gone", "src/other.py", 3),  # not in the PR at all
+            finding("split", "src/app.py", 8, 22, suggestion=None),  # across two hunks
+        ]
+    )
+
+    async def body(fake: FakeGitHubReviews, publisher: GitHubPublisher) -> None:
+        posted = await publisher.post(PR, comments)
+        fps = [c.fingerprint for c in comments]
+        assert [posted[fp].on_file for fp in fps] == [False, False, True, True, False]
+        assert fake.calls_to("POST", r"/reviews$") == 2  # refused whole (422), then the fits
+        assert fake.calls_to("GET", r"/files$") == 1
+        stored = fake.comments(REPO, 7)
+        by_fp = {fp: c for c in stored for fp in [c["body"].rsplit("fp=", 1)[1][:32]]}
+        far = by_fp[fps[2]]
+        assert (far["subject_type"], far["path"], far["line"]) == ("file", "src/app.py", None)
+        assert far["body"].startswith("Line 15 (outside the diff):")
+        assert comments[2].body in far["body"]
+        split = by_fp[fps[4]]  # no suggestion: narrowed to its first line in a hunk
+        assert (split["line"], split["start_line"]) == (8, None)
+        [note] = fake.issue_comments(REPO, 7)
+        assert note["body"].startswith("`src/other.py` line 3 (outside the diff):")
+        shown = await publisher.existing(PR)
+        assert set(shown) == set(fps)
+        assert [shown[fp].on_file for fp in fps] == [False, False, True, True, False]
+        assert shown[fps[3]].comment_id == str(note["id"])
+        assert sorted(fake.fingerprints(REPO, 7)) == sorted(fps)
+
+    run(body)
+
+
+def test_a_suggestion_outside_its_hunk_becomes_a_plain_block_on_the_file() -> None:
+    [comment] = comments_of([finding("fix", "src/app.py", 5, 6, suggestion=FIX)])
+    moved = replace(comment, start_line=7, end_line=9)
+
+    async def body(fake: FakeGitHubReviews, publisher: GitHubPublisher) -> None:
+        posted = await publisher.post(PR, [moved])
+        assert posted[moved.fingerprint].on_file
+        [stored] = fake.comments(REPO, 7)
+        assert stored["subject_type"] == "file"
+        assert "```suggestion" not in stored["body"]
+        assert stored["body"].startswith("Lines 7-9 (outside the diff):")
+        assert fake.calls_to("POST", r"/reviews$") == 1  # nothing fit: no second review
+
+    run(body)
+
+
+def test_a_422_for_another_reason_is_raised_not_looped() -> None:
+    wrong_head = PullRequestTarget("github", "t1", REPO, 7, "b" * 40)
+
+    async def body(fake: FakeGitHubReviews, publisher: GitHubPublisher) -> None:
+        with pytest.raises(SourceFetchError) as raised:
+            await publisher.post(wrong_head, comments_of(INLINE[:1]))
+        assert (raised.value.status, raised.value.retryable) == (422, False)
+        assert fake.comments(REPO, 7) == []
+        assert fake.calls_to("POST", r"/reviews$") == 1
+
+    run(body)
+
+
+def test_429_with_retry_after_waits_the_asked_time_and_posts_once() -> None:
+    waits = Waits()
+
+    async def body(fake: FakeGitHubReviews, publisher: GitHubPublisher) -> None:
+        fake.fail("POST", r"/reviews$", 429, headers={"Retry-After": "7"})
+        posted = await publisher.post(PR, comments_of(INLINE))
+        assert len(posted) == 3
+        assert waits.seen == [7.0]
+        assert fake.calls_to("POST", r"/reviews$") == 2
+        assert len(fake.comments(REPO, 7)) == 3
+
+    run(body, waits=waits)
+
+
+@pytest.mark.parametrize("after", [False, True])
+def test_a_5xx_is_raised_retryable_and_existing_tells_whether_it_landed(after: bool) -> None:
+    findings = INLINE
+    comments = comments_of(findings)
+
+    async def body(fake: FakeGitHubReviews, publisher: GitHubPublisher) -> None:
+        fake.fail("POST", r"/reviews$", 502, after=after)
+        with pytest.raises(SourceFetchError) as raised:
+            await publisher.post(PR, comments)
+        assert raised.value.retryable is True
+        assert fake.calls_to("POST", r"/reviews$") == 1  # a POST is never retried blindly
+        shown = await publisher.existing(PR)
+        assert bool(shown) is after
+        missing = to_post(findings, shown=shown)
+        await publisher.post(PR, [render(f) for f in missing])
+        assert sorted(fake.fingerprints(REPO, 7)) == sorted(c.fingerprint for c in comments)
+
+    run(body)
+
+
+def test_posting_what_existing_shows_is_a_no_op_marker_round_trip() -> None:
+    async def body(fake: FakeGitHubReviews, publisher: GitHubPublisher) -> None:
+        await publisher.post(PR, comments_of(INLINE[:2]))
+        shown = await publisher.existing(PR)
+        again = to_post(INLINE, shown=shown)
+        assert [f.fingerprint for f in again] == [INLINE[2].fingerprint]
+        calls = len(fake.calls)
+        assert await publisher.post(PR, []) == {}
+        assert len(fake.calls) == calls
+        await publisher.post(PR, comments_of(again))
+        fps = fake.fingerprints(REPO, 7)
+        assert len(fps) == len(set(fps)) == 3
+
+    run(body)
+
+
+def test_resolve_resolves_threads_and_minimizes_pr_notes_and_is_harmless_twice() -> None:
+    comments = comments_of(
+        [*INLINE[:2], finding("far", "src/app.py", 15), finding("gone", "x.py", 1)]
+    )
+
+    async def body(fake: FakeGitHubReviews, publisher: GitHubPublisher) -> None:
+        posted = await publisher.post(PR, comments)
+        assert all(not p.thread_id for p in posted.values() if not p.on_file)
+        for item in posted.values():  # from post: the thread is looked up once, then cached
+            await publisher.resolve(PR, item)
+        assert fake.calls_to("POST", r"/graphql$") == 1 + len(posted)
+        assert all(t["isResolved"] for t in fake.threads(REPO, 7))
+        assert [c["isMinimized"] for c in fake.issue_comments(REPO, 7)] == [True]
+        shown = await publisher.existing(PR)
+        assert all(p.resolved for p in shown.values()) and len(shown) == 4
+        for item in shown.values():
+            await publisher.resolve(PR, item)  # already resolved: no call
+            unresolved = replace(item, resolved=False)
+            await publisher.resolve(PR, unresolved)  # sent again: GitHub keeps it resolved
+        assert all(t["isResolved"] for t in fake.threads(REPO, 7))
+
+    run(body)
+
+
+def test_existing_reads_every_page_of_threads_and_notes() -> None:
+    inline = [finding(f"n{i}", "src/new.py", 1 + i % 3) for i in range(5)]
+    notes = [finding(f"g{i}", "gone.py", 1) for i in range(3)]
+
+    async def body(fake: FakeGitHubReviews, publisher: GitHubPublisher) -> None:
+        posted = await publisher.post(PR, comments_of(inline + notes))
+        assert len(posted) == 8
+        before = fake.calls_to("POST", r"/graphql$")
+        shown = await publisher.existing(PR)
+        assert set(shown) == {f.fingerprint for f in inline + notes}
+        assert fake.calls_to("POST", r"/graphql$") - before == 3  # ceil(5/2) thread pages
+
+    run(body, page_size=2)
+
+
+def test_report_creates_a_check_run_then_appends_annotations_in_batches_of_50() -> None:
+    many = [
+        finding(f"c{i}", "src/app.py", 2, severity=("HIGH", "MEDIUM", "LOW")[i % 3])
+        for i in range(60)
+    ]
+
+    async def body(fake: FakeGitHubReviews, publisher: GitHubPublisher) -> None:
+        check = await publisher.report(PR, many, conclusion="failure", summary="codereview: 60")
+        [stored] = fake.check_runs(REPO)
+        assert check == str(stored["id"])
+        assert (stored["name"], stored["head_sha"], stored["conclusion"]) == (
+            "codereview",
+            HEAD,
+            "failure",
+        )
+        assert len(stored["annotations"]) == 60
+        assert fake.calls_to("POST", r"/check-runs$") == 1
+        assert fake.calls_to("PATCH", r"/check-runs/\d+$") == 1
+        levels = [a["annotation_level"] for a in stored["annotations"][:3]]
+        assert levels == ["failure", "warning", "notice"]
+        first = stored["annotations"][0]
+        assert (first["path"], first["start_line"], first["end_line"]) == ("src/app.py", 2, 2)
+        again = await publisher.report(
+            PR, many[:1], conclusion="neutral", summary="codereview: 61", check_id=check
+        )
+        [updated] = fake.check_runs(REPO)
+        assert again == check
+        assert (updated["conclusion"], len(updated["annotations"])) == ("neutral", 61)
+        assert updated["output"]["summary"] == "codereview: 61"
+
+    run(body)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("https://api.github.com", "https://api.github.com/graphql"),
+        ("https://api.github.com/", "https://api.github.com/graphql"),
+        ("https://ghe.example.com/api/v3", "https://ghe.example.com/api/graphql"),
+        ("https://ghe.example.com/api/v3/", "https://ghe.example.com/api/graphql"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080/graphql"),
+    ],
+)
+def test_graphql_url_follows_the_rest_root(base_url: str, expected: str) -> None:
+    assert graphql_url(base_url) == expected
+
+
+def test_the_registry_builds_this_publisher() -> None:
+    publisher = build_publisher("github", base_url="http://127.0.0.1:1", token="t")
+    assert isinstance(publisher, GitHubPublisher) and publisher.source == "github"
