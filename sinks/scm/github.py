@@ -152,7 +152,11 @@ class GitHubPublisher:
                 outside.append(comment)
             else:
                 inline.append((comment, *anchor))
-        if not outside:
+        narrowed = any(
+            (start, end) != (c.start_line, max(c.end_line, c.start_line))
+            for c, start, end in inline
+        )
+        if not outside and not narrowed:
             raise refused  # refused for another reason than lines: retrying cannot help
         posted = await self._review(pr, inline) if inline else {}
         for comment in outside:

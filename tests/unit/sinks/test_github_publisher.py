@@ -380,3 +380,17 @@ def test_graphql_url_follows_the_rest_root(base_url: str, expected: str) -> None
 def test_the_registry_builds_this_publisher() -> None:
     publisher = build_publisher("github", base_url="http://127.0.0.1:1", token="t")
     assert isinstance(publisher, GitHubPublisher) and publisher.source == "github"
+
+
+def test_a_range_leaving_its_hunk_alone_is_narrowed_and_posted_not_refused() -> None:
+    """The only comment of a batch spans past its hunk: narrowed, posted inline, no error."""
+    comments = comments_of([finding("split", "src/app.py", 8, 22, suggestion=None)])
+
+    async def body(fake: FakeGitHubReviews, publisher: GitHubPublisher) -> None:
+        posted = await publisher.post(PR, comments)
+        assert posted[comments[0].fingerprint].on_file is False
+        [stored] = fake.comments(REPO, 7)
+        assert (stored["line"], stored["start_line"]) == (8, None)
+        assert fake.calls_to("POST", r"/reviews$") == 2  # refused (422), then narrowed
+
+    run(body)
