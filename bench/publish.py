@@ -12,7 +12,7 @@ registered with the fake with its diff, so comments land on real diff lines.
 Twice during the run a publish worker is restarted (SIGTERM, then started
 again on its port): once after a third of the findings are on the fake,
 once after two thirds. ``duplicates`` counts comments beyond the first for
-any fingerprint, over the whole run; it must be 0.
+any (PR, fingerprint), over the whole run; it must be 0.
 
     .venv/bin/python bench/publish.py [--limit 224] [--latency-ms 50] [--no-restarts]
 
@@ -133,26 +133,27 @@ def run(
     info = load_stack_info(Path(settings.stack.state_dir).resolve())
     assert info is not None
     codec = AvroCodec(LocalSchemaRegistry(settings.schema_registry.local_path))
-    expected = {f.fingerprint for f in findings}
-    seen_at: dict[str, float] = {}
+    # A comment is one finding on one PR: (repo, PR number, fingerprint).
+    expected = {(f.repo, f.pr_number, f.fingerprint) for f in findings}
+    seen_at: dict[tuple[str, int, str], float] = {}
     stop = threading.Event()
 
-    def watch() -> None:  # when each fingerprint first shows up on the fake
+    def watch() -> None:  # when each comment first shows up on the fake
         while not stop.is_set():
             now = time.time()
-            for fp in fake.all_fingerprints():
-                seen_at.setdefault(fp, now)
+            for comment in fake.all_comments():
+                seen_at.setdefault(comment, now)
             time.sleep(0.01)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     producer = Producer({"bootstrap.servers": info.kafka_bootstrap, "linger.ms": 5})
-    produced_at: dict[str, float] = {}
+    produced_at: dict[tuple[str, int, str], float] = {}
     started = time.time()
     for i, finding in enumerate(findings):
         if rate > 0:
             time.sleep(max(0.0, started + i / rate - time.time()))
-        produced_at.setdefault(finding.fingerprint, time.time())
+        produced_at.setdefault((finding.repo, finding.pr_number, finding.fingerprint), time.time())
         producer.produce("pr.findings", key=finding.key.encode(), value=codec.encode(finding))
         producer.poll(0)
     producer.flush(60)
@@ -166,8 +167,8 @@ def run(
     stop.set()
     watcher.join(5)
     last = max(seen_at.values(), default=started)
-    latencies = sorted((t - produced_at[fp]) * 1000 for fp, t in seen_at.items() if fp in expected)
-    counts = Counter(fake.all_fingerprints())
+    latencies = sorted((t - produced_at[c]) * 1000 for c, t in seen_at.items() if c in expected)
+    counts = Counter(fake.all_comments())
     return {
         "finished": finished,
         "posted": len(expected & set(seen_at)),

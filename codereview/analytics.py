@@ -147,3 +147,15 @@ class AnalyticsClient:
                 "is the stack up (`codereview up`)?"
             ) from exc
         return QueryResult(body["columns"], body["rows"])
+
+
+def sql_literal(value: Any) -> str:
+    """``value`` as a ClickHouse literal: NULL, 0/1, a number, or a quoted, escaped string."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"

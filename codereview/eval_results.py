@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from codereview.analytics import sql_literal
 from codereview.settings import Settings
 from sinks.clickhouse import DDL_DIR, ClickHouseSink, split_statements
 
@@ -80,19 +81,8 @@ def _scopes(system: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]
 
 def insert_sql(rows: Sequence[dict[str, Any]], database: str) -> str:
     """One ``INSERT ... VALUES`` statement for ``rows`` (literals escaped here)."""
-    values = ",\n".join("(" + ", ".join(_literal(r[c]) for c in COLUMNS) + ")" for r in rows)
+    values = ",\n".join("(" + ", ".join(sql_literal(r[c]) for c in COLUMNS) + ")" for r in rows)
     return f"INSERT INTO {database}.eval_results ({', '.join(COLUMNS)}) VALUES\n{values}"
-
-
-def _literal(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int | float):
-        return repr(value)
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
 
 
 def store_results(settings: Settings, report: dict[str, Any]) -> str:

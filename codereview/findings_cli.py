@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codereview.analytics import sql_literal
 from codereview.settings import Settings
 from schemas.errors import CodeReviewError
-from schemas.records import SEVERITIES, Finding, to_dict
+from schemas.records import SEVERITIES, Finding, severity_rank, to_dict
 
 FORMATS = ("sarif", "rdjson", "rdjsonl")
 COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Finding))
@@ -70,7 +71,8 @@ class FindingFilter:
             self.pr_number is None or finding.pr_number == self.pr_number,
             self.since_ms is None or finding.created_at_ms >= self.since_ms,
             self.until_ms is None or finding.created_at_ms < self.until_ms,
-            not self.min_severity or _rank(finding.severity) >= _rank(self.min_severity),
+            not self.min_severity
+            or severity_rank(finding.severity) >= severity_rank(self.min_severity),
             not self.category or finding.category == self.category,
         )
         return all(checks)
@@ -84,7 +86,7 @@ class FindingFilter:
             ("category", self.category),
         ):
             if value:
-                conditions.append(f"{column} = {_literal(value)}")
+                conditions.append(f"{column} = {sql_literal(value)}")
         if self.pr_number is not None:
             conditions.append(f"pr_number = {int(self.pr_number)}")
         if self.since_ms is not None:
@@ -93,7 +95,7 @@ class FindingFilter:
             conditions.append(f"created_at_ms < {int(self.until_ms)}")
         if self.min_severity:
             kept = SEVERITIES[SEVERITIES.index(self.min_severity) :]
-            conditions.append(f"severity IN ({', '.join(_literal(s) for s in kept)})")
+            conditions.append(f"severity IN ({', '.join(sql_literal(s) for s in kept)})")
         return conditions
 
 
@@ -350,12 +352,3 @@ def parse_time_ms(text: str) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return int(moment.timestamp() * 1000)
-
-
-def _literal(value: str) -> str:
-    """A ClickHouse string literal: backslashes and quotes escaped."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _rank(severity: str) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else -1

@@ -262,6 +262,8 @@ class PublishSettings(_Section):
     retry_base_s: float = 0.5
     retry_max_s: float = 10.0
     timeout_s: float = 10.0
+    # What was posted on a PR is forgotten this long after its last change.
+    state_ttl_days: float = 90.0
 
     @field_validator("modes")
     @classmethod

@@ -95,6 +95,13 @@ class FileDiff:
         return sorted(set(found))
 
     @property
+    def shown_lines(self) -> set[int]:
+        """Head line numbers the diff shows (context and ``+``): where a review comment can go."""
+        if self.status == "deleted":
+            return set()
+        return {line_no for hunk in self.hunks for line_no, _ in hunk.head_lines()}
+
+    @property
     def removed_anchor_lines(self) -> list[int]:
         """For each run of ``-`` lines, the head lines where the removal shows.
 

@@ -7,12 +7,21 @@ can ``git apply`` it. Models echo our line-number gutter ("12 | code") and
 wrap code in fences; both are stripped. A patch that would write one of the
 redaction placeholders into the code is refused: the model never saw the real
 value, so applying it would replace a secret with a placeholder.
+
+The other way round, ``patch_edits`` reads a finding's patch back as line
+edits, for every consumer that offers the fix in its own form (a one-click
+suggestion on an SCM, SARIF ``fixes``, reviewdog suggestions).
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import dataclass
+
+from processors.diff import parse_diff
+from schemas.errors import ProcessorError
+from schemas.records import Finding
 
 _GUTTER = re.compile(r"^\s*\d+ \| ?")
 _FENCE = re.compile(r"^\s*```[\w+-]*\s*\n(.*?)\n?\s*```\s*$", re.DOTALL)
@@ -95,3 +104,62 @@ def _reindent(new: list[str], original: list[str]) -> list[str]:
 
 def _indent(line: str) -> str:
     return line[: len(line) - len(line.lstrip())]
+
+
+@dataclass(frozen=True, slots=True)
+class TextEdit:
+    """Replace head lines ``start_line..end_line`` by ``new_lines``.
+
+    ``end_line == start_line - 1`` is a pure insertion before ``start_line``.
+    Both SARIF and reviewdog express the three shapes (replace, delete,
+    insert) differently, so the edit stays in lines and each writer maps it.
+    """
+
+    start_line: int
+    end_line: int
+    new_lines: tuple[str, ...]
+
+    @property
+    def is_insertion(self) -> bool:
+        return self.end_line < self.start_line
+
+    @property
+    def is_deletion(self) -> bool:
+        return not self.is_insertion and not self.new_lines
+
+
+def patch_edits(finding: Finding) -> list[TextEdit]:
+    """The finding's suggestion as line edits of its file, or [] when that is not exact.
+
+    Exact means: one modified text file, the finding's own path, hunks whose
+    line counts match their headers (``parse_diff`` checks), no "no newline
+    at end of file" marker (the edit could not say what happens to the last
+    newline), and hunks that do not overlap. Edits come bottom-up, so applying
+    them in order never shifts a later one, whichever way a consumer reads
+    the regions (against the original file or the file so far).
+    """
+    if not finding.suggestion or not finding.suggestion.strip():
+        return []
+    try:
+        files = parse_diff(finding.suggestion)
+    except ProcessorError:
+        return []
+    if len(files) != 1:
+        return []
+    diff = files[0]
+    if diff.is_binary or diff.status != "modified" or diff.path != finding.path:
+        return []
+    edits: list[TextEdit] = []
+    for hunk in diff.hunks:
+        if any(line.startswith("\\") for line in hunk.lines):
+            return []
+        new_lines = tuple(line[1:] for line in hunk.lines if line[:1] in (" ", "+"))
+        if hunk.old_len:
+            edits.append(TextEdit(hunk.old_start, hunk.old_start + hunk.old_len - 1, new_lines))
+        else:  # with a zero length the old start names the line *before* the insertion
+            edits.append(TextEdit(hunk.old_start + 1, hunk.old_start, new_lines))
+    edits.sort(key=lambda e: (e.start_line, e.end_line))
+    for before, after in zip(edits, edits[1:], strict=False):
+        if after.start_line <= max(before.end_line, before.start_line):
+            return []
+    return edits[::-1]

@@ -17,16 +17,14 @@ comment for one fingerprint.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from processors.diff import parse_diff
-from schemas.errors import ProcessorError
-from schemas.records import Finding
+from processors.patches import patch_edits
+from schemas.records import SEVERITIES, Finding, severity_rank
 
 MARKER_PREFIX = "<!-- codereview:fp="
 _MARKER = re.compile(r"<!-- codereview:fp=([0-9a-f]{16,64}) -->")
-SEVERITY_ORDER = ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 _SEVERITY_BADGE = {
     "CRITICAL": "Critical",
     "HIGH": "High",
@@ -84,41 +82,16 @@ def suggestion_text(finding: Finding) -> str | None:
     """The replacement for the finding's lines, when its patch replaces exactly those.
 
     A suggestion block replaces the commented lines wholesale, so it is only
-    offered when every hunk of the patch falls within ``start_line..end_line``;
-    a patch reaching further stays a plain diff in the comment.
+    offered when the patch is one edit of exactly ``start_line..end_line``;
+    any other patch stays a plain diff in the comment.
     """
-    if not finding.suggestion:
+    edits = patch_edits(finding)
+    if len(edits) != 1:
         return None
-    try:
-        files = parse_diff(finding.suggestion)
-    except ProcessorError:
+    (edit,) = edits
+    if (edit.start_line, edit.end_line) != (finding.start_line, finding.end_line):
         return None
-    if len(files) != 1 or not files[0].hunks:
-        return None
-    head: dict[int, str] = {}
-    replaced: list[str] = []
-    for hunk in files[0].hunks:
-        old_line = hunk.old_start
-        for line in hunk.lines:
-            tag, text = line[:1], line[1:].rstrip("\n")
-            if tag == " ":
-                head[old_line] = text
-                replaced.append(text)
-                old_line += 1
-            elif tag == "-":
-                head[old_line] = text
-                old_line += 1
-            elif tag == "+":
-                replaced.append(text)
-        first = hunk.old_start
-        last = old_line - 1
-        if first < finding.start_line or last > finding.end_line:
-            return None
-    # Lines of the range no hunk mentions are not known here: only offer it
-    # when the hunks cover the range exactly.
-    if set(range(finding.start_line, finding.end_line + 1)) - set(head):
-        return None
-    return "\n".join(replaced)
+    return "\n".join(edit.new_lines)
 
 
 def render(finding: Finding, *, suggestions: bool = True) -> Comment:
@@ -157,12 +130,12 @@ def render(finding: Finding, *, suggestions: bool = True) -> Comment:
 def to_post(
     findings: Iterable[Finding],
     *,
-    shown: Mapping[str, object],
+    shown: Iterable[str],
     dismissed: Iterable[str] = (),
 ) -> list[Finding]:
     """The findings that need a comment: one per fingerprint, none already shown or dismissed.
 
-    ``shown`` maps fingerprints the PR already has a comment for (from the
+    ``shown`` are the fingerprints the PR already has a comment for (from the
     state table, or from the markers read back from the SCM). A finding the
     author dismissed is never posted again on that PR, even if a later push
     finds it again. Within one batch, the last finding of a fingerprint wins
@@ -179,10 +152,10 @@ def to_post(
 
 def conclusion(severities: Iterable[str], policy: CheckPolicy) -> str:
     """A check run's conclusion for a PR's findings' severities: failure, neutral or success."""
-    worst = max((_rank(s) for s in severities), default=-1)
-    if policy.fail_on and worst >= _rank(policy.fail_on):
+    worst = max((severity_rank(s) for s in severities), default=-1)
+    if policy.fail_on and worst >= severity_rank(policy.fail_on):
         return "failure"
-    if policy.neutral_on and worst >= _rank(policy.neutral_on):
+    if policy.neutral_on and worst >= severity_rank(policy.neutral_on):
         return "neutral"
     return "success"
 
@@ -194,9 +167,5 @@ def summary(severities: Iterable[str]) -> str:
         counts[severity] = counts.get(severity, 0) + 1
     if not counts:
         return "codereview: no findings"
-    parts = [f"{counts[s]} {s.lower()}" for s in reversed(SEVERITY_ORDER) if s in counts]
+    parts = [f"{counts[s]} {s.lower()}" for s in reversed(SEVERITIES) if s in counts]
     return f"codereview: {sum(counts.values())} finding(s): " + ", ".join(parts)
-
-
-def _rank(severity: str) -> int:
-    return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else 0

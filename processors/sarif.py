@@ -19,13 +19,12 @@ Pure: the tool version (and optionally repository URLs) come in as arguments.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from processors.diff import parse_diff
+from processors.patches import TextEdit, patch_edits
 from schemas.errors import ProcessorError
-from schemas.records import SEVERITIES, Finding
+from schemas.records import SEVERITIES, Finding, severity_rank
 
 SARIF_SCHEMA = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -39,70 +38,11 @@ SRCROOT = "SRCROOT"
 LEVELS = {"CRITICAL": "error", "HIGH": "error", "MEDIUM": "warning", "LOW": "note", "INFO": "note"}
 
 
-@dataclass(frozen=True, slots=True)
-class TextEdit:
-    """Replace head lines ``start_line..end_line`` by ``new_lines``.
-
-    ``end_line == start_line - 1`` is a pure insertion before ``start_line``.
-    Both SARIF and reviewdog express the three shapes (replace, delete,
-    insert) differently, so the edit stays in lines and each writer maps it.
-    """
-
-    start_line: int
-    end_line: int
-    new_lines: tuple[str, ...]
-
-    @property
-    def is_insertion(self) -> bool:
-        return self.end_line < self.start_line
-
-    @property
-    def is_deletion(self) -> bool:
-        return not self.is_insertion and not self.new_lines
-
-
 def level(severity: str) -> str:
     """The SARIF level of one of our severities."""
     if severity not in LEVELS:
         raise ProcessorError(f"unknown severity {severity!r}; expected one of {SEVERITIES}")
     return LEVELS[severity]
-
-
-def patch_edits(finding: Finding) -> list[TextEdit]:
-    """The finding's suggestion as line edits of its file, or [] when that is not exact.
-
-    Exact means: one modified text file, the finding's own path, hunks whose
-    line counts match their headers (``parse_diff`` checks), no "no newline
-    at end of file" marker (the edit could not say what happens to the last
-    newline), and hunks that do not overlap. Edits come bottom-up, so applying
-    them in order never shifts a later one, whichever way a consumer reads
-    the regions (against the original file or the file so far).
-    """
-    if not finding.suggestion or not finding.suggestion.strip():
-        return []
-    try:
-        files = parse_diff(finding.suggestion)
-    except ProcessorError:
-        return []
-    if len(files) != 1:
-        return []
-    diff = files[0]
-    if diff.is_binary or diff.status != "modified" or diff.path != finding.path:
-        return []
-    edits: list[TextEdit] = []
-    for hunk in diff.hunks:
-        if any(line.startswith("\\") for line in hunk.lines):
-            return []
-        new_lines = tuple(line[1:] for line in hunk.lines if line[:1] in (" ", "+"))
-        if hunk.old_len:
-            edits.append(TextEdit(hunk.old_start, hunk.old_start + hunk.old_len - 1, new_lines))
-        else:  # with a zero length the old start names the line *before* the insertion
-            edits.append(TextEdit(hunk.old_start + 1, hunk.old_start, new_lines))
-    edits.sort(key=lambda e: (e.start_line, e.end_line))
-    for before, after in zip(edits, edits[1:], strict=False):
-        if after.start_line <= max(before.end_line, before.start_line):
-            return []
-    return edits[::-1]
 
 
 def to_sarif(
@@ -163,7 +103,7 @@ def _run(
 
 def _rule(rule_id: str, findings: list[Finding], description: str | None) -> dict[str, Any]:
     """One rule: its level is the worst severity seen, its category the most frequent."""
-    worst = max((f.severity for f in findings), key=_severity_rank)
+    worst = max((f.severity for f in findings), key=severity_rank)
     categories = [f.category for f in findings]
     category = max(sorted(set(categories)), key=categories.count)
     return {
@@ -244,7 +184,3 @@ def _properties(finding: Finding) -> dict[str, Any]:
         "source": finding.source,
     }
     return {k: v for k, v in values.items() if v is not None and v != ""}
-
-
-def _severity_rank(severity: str) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else -1

@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from processors.backoff import full_jitter
 from providers import ProviderError
 
 T = TypeVar("T")
@@ -59,8 +60,7 @@ class RetryPolicy:
 
     def backoff_s(self, attempt: int, rng: Callable[[], float]) -> float:
         """Full-jitter wait after failed call number ``attempt`` (1-based)."""
-        ceiling = min(self.max_s, self.base_s * 2 ** (attempt - 1))
-        return rng() * ceiling
+        return full_jitter(attempt, self.base_s, self.max_s, rng)
 
     def wait_s(self, error: ProviderError, attempt: int, rng: Callable[[], float]) -> float | None:
         """Seconds to wait before the next call, or None when waiting is pointless."""

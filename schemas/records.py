@@ -264,6 +264,11 @@ RECORDS_BY_SCHEMA: dict[str, type] = {t.SCHEMA: t for t in RECORD_TYPES}
 T = TypeVar("T")
 
 
+def severity_rank(severity: str) -> int:
+    """Position of ``severity`` in ``SEVERITIES`` (INFO 0 .. CRITICAL 4); -1 for an unknown one."""
+    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
+
+
 def pr_key(tenant: str, repo: str, pr_number: int) -> str:
     """The Kafka key of everything about one PR: keeps its stages on one partition."""
     return f"{tenant}/{repo}#{pr_number}"

@@ -61,11 +61,9 @@ class AzureDevOpsApi:
         max_concurrency: int = 4,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        headers = {}
-        if token:
-            basic = base64.b64encode(f":{token}".encode()).decode("ascii")
-            headers["Authorization"] = f"Basic {basic}"
-        self.http = ApiClient(base_url, headers=headers, timeout_s=timeout_s, sleep=sleep)
+        self.http = ApiClient(
+            base_url, headers=auth_headers(token), timeout_s=timeout_s, sleep=sleep
+        )
         self._max_diff_bytes = max_diff_bytes
         self._max_file_bytes = max_file_bytes
         self._semaphore = asyncio.Semaphore(max_concurrency)
@@ -192,3 +190,10 @@ def _is_file(entry: Any) -> bool:
         return False
     item = entry["item"]
     return not item.get("isFolder") and item.get("gitObjectType", "blob") == "blob"
+
+
+def auth_headers(token: str) -> dict[str, str]:
+    """A personal access token goes as HTTP basic with an empty user name."""
+    if not token:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(f":{token}".encode()).decode("ascii")}

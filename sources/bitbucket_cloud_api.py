@@ -45,7 +45,9 @@ class BitbucketCloudApi:
         max_concurrency: int = 4,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self.http = ApiClient(base_url, headers=_auth(token), timeout_s=timeout_s, sleep=sleep)
+        self.http = ApiClient(
+            base_url, headers=auth_headers(token), timeout_s=timeout_s, sleep=sleep
+        )
         self._max_diff_bytes = max_diff_bytes
         self._max_file_bytes = max_file_bytes
         self._max_concurrency = max_concurrency
@@ -96,7 +98,8 @@ def _repo_path(repo: str) -> str:
     return f"/2.0/repositories/{quote(workspace, safe='')}/{quote(slug, safe='')}"
 
 
-def _auth(token: str) -> dict[str, str]:
+def auth_headers(token: str) -> dict[str, str]:
+    """A token with a ``:`` is ``user:app-password`` (basic), anything else a Bearer token."""
     if not token:
         return {}
     if ":" in token:

@@ -25,7 +25,7 @@ class BitbucketDcApi(DiffAndFilesApi):
     """Reads pull request material from a Bitbucket Data Center server."""
 
     def __init__(self, base_url: str, token: str, **options: Any) -> None:
-        super().__init__(base_url, {"Authorization": f"Bearer {token}"} if token else {}, **options)
+        super().__init__(base_url, auth_headers(token), **options)
 
     async def pull_diff(self, repo: str, number: int) -> str:
         """The raw git diff of PR ``number`` of ``repo`` (``KEY/slug``)."""
@@ -50,3 +50,8 @@ class BitbucketDcApi(DiffAndFilesApi):
 def _repo_path(repo: str) -> str:
     project, _, slug = repo.partition("/")
     return f"/rest/api/1.0/projects/{quote(project, safe='')}/repos/{quote(slug, safe='')}"
+
+
+def auth_headers(token: str) -> dict[str, str]:
+    """Bitbucket Data Center takes an HTTP access token as a Bearer token."""
+    return {"Authorization": f"Bearer {token}"} if token else {}

@@ -54,11 +54,7 @@ class GerritApi:
         max_concurrency: int = 4,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        headers: dict[str, str] = {}
-        root = base_url.rstrip("/")
-        if token:
-            headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode("ascii")
-            root = root if root.endswith("/a") else root + "/a"
+        root, headers = authenticated_root(base_url, token)
         self.http = ApiClient(root, headers=headers, timeout_s=timeout_s, sleep=sleep)
         self._max_diff_bytes = max_diff_bytes
         self._max_file_bytes = max_file_bytes
@@ -137,3 +133,15 @@ def _unbase64(body: bytes) -> str:
     except (binascii.Error, ValueError):
         raw = body
     return raw.decode("utf-8", errors="replace")
+
+
+def authenticated_root(base_url: str, token: str) -> tuple[str, dict[str, str]]:
+    """The REST root and headers for ``token`` (``user:http-password``).
+
+    Gerrit serves authenticated calls under ``/a/``; anonymous ones at the root.
+    """
+    root = base_url.rstrip("/")
+    if not token:
+        return root, {}
+    basic = base64.b64encode(token.encode()).decode("ascii")
+    return (root if root.endswith("/a") else root + "/a"), {"Authorization": f"Basic {basic}"}

@@ -23,7 +23,7 @@ class GiteaApi(DiffAndFilesApi):
     """Reads pull request material from a Gitea or Forgejo server."""
 
     def __init__(self, base_url: str, token: str, **options: Any) -> None:
-        super().__init__(base_url, {"Authorization": f"token {token}"} if token else {}, **options)
+        super().__init__(base_url, auth_headers(token), **options)
 
     async def pull_diff(self, repo: str, number: int) -> str:
         """The git diff of PR ``number`` of ``repo``, limited to ``max_diff_bytes``."""
@@ -43,3 +43,8 @@ class GiteaApi(DiffAndFilesApi):
         if response.status == 404 or response.too_large:
             return None
         return decode_text(response.body)
+
+
+def auth_headers(token: str) -> dict[str, str]:
+    """Gitea and Forgejo take an access token as ``Authorization: token ...``."""
+    return {"Authorization": f"token {token}"} if token else {}

@@ -193,9 +193,7 @@ class GitHubApi:
             "X-GitHub-Api-Version": API_VERSION,
             "User-Agent": "codereview",
         }
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
-        return headers
+        return {**headers, **auth_headers(self._token)}
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or (self._owns_session and self._session.closed):
@@ -289,3 +287,8 @@ def _parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return when.timestamp() - time.time()
+
+
+def auth_headers(token: str) -> dict[str, str]:
+    """A GitHub App installation token or a personal access token, as a Bearer token."""
+    return {"Authorization": f"Bearer {token}"} if token else {}

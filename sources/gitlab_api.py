@@ -30,7 +30,7 @@ class GitLabApi(DiffAndFilesApi):
     """Reads merge request material from a GitLab server."""
 
     def __init__(self, base_url: str, token: str, **options: Any) -> None:
-        super().__init__(base_url, {"PRIVATE-TOKEN": token} if token else {}, **options)
+        super().__init__(base_url, auth_headers(token), **options)
 
     async def pull_diff(self, repo: str, number: int) -> str:
         return await self.merge_request_diff(repo, number)
@@ -88,3 +88,8 @@ def _file_section(item: dict[str, Any]) -> str | None:
     elif body.startswith("Binary files"):
         lines.append(body if body.endswith("\n") else body + "\n")
     return "".join(lines)
+
+
+def auth_headers(token: str) -> dict[str, str]:
+    """GitLab takes a personal, project or group access token in ``PRIVATE-TOKEN``."""
+    return {"PRIVATE-TOKEN": token} if token else {}

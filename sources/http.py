@@ -39,6 +39,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from processors.backoff import full_jitter
 from sources.github_api import SourceFetchError
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -138,32 +139,14 @@ class ApiClient:
         Raises ``SourceFetchError`` for any other non-2xx answer once retries
         are spent, with ``retryable`` telling the caller whether later may help.
         """
-        url = self.url_for(path, params)
-        if _origin(url) != self._origin:
-            raise SourceFetchError(
-                f"refusing to follow {url}: not on {self._origin}", status=None, retryable=False
-            )
+        url = self._checked_url(path, params)
         cache_key = (url, accept or "")
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                response = await self._send(url, accept, cache_key, max_bytes)
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                if attempt < self._max_attempts:
-                    await self._sleep(self._backoff(attempt))
-                    continue
-                raise SourceFetchError(f"GET {url}: {exc!r}", status=None, retryable=True) from exc
-            if 200 <= response.status < 300 or (response.status == 404 and missing_ok):
-                return response
-            wait = self._retry_wait(response, attempt)
-            if wait is not None and wait <= self._max_wait_s and attempt < self._max_attempts:
-                await self._sleep(wait)
-                continue
-            raise SourceFetchError(
-                f"GET {url}: HTTP {response.status}: {response.text()[:200]}",
-                status=response.status,
-                retryable=wait is not None,
-            )
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        return await self._with_retries(
+            f"GET {url}",
+            lambda: self._send(url, accept, cache_key, max_bytes),
+            idempotent=True,
+            missing_ok=missing_ok,
+        )
 
     async def send(
         self,
@@ -187,45 +170,68 @@ class ApiClient:
         publishers look for their marker in the existing comments), which is
         what keeps a comment from being posted twice.
         """
-        url = self.url_for(path, params)
-        if _origin(url) != self._origin:
-            raise SourceFetchError(
-                f"refusing to send to {url}: not on {self._origin}", status=None, retryable=False
-            )
+        url = self._checked_url(path, params)
         headers = dict(self._headers)
         headers["Accept"] = accept or "application/json"
         body = None if json_body is None else json.dumps(json_body).encode("utf-8")
         if body is not None:
             headers["Content-Type"] = "application/json"
+
+        async def once() -> ApiResponse:
+            async with self._client().request(
+                method, URL(url, encoded=True), headers=headers, data=body
+            ) as raw:
+                return ApiResponse(
+                    raw.status, CIMultiDictProxy(CIMultiDict(raw.headers)), await raw.read()
+                )
+
+        return await self._with_retries(f"{method} {url}", once, idempotent=idempotent)
+
+    async def _with_retries(
+        self,
+        what: str,
+        once: Callable[[], Awaitable[ApiResponse]],
+        *,
+        idempotent: bool,
+        missing_ok: bool = False,
+    ) -> ApiResponse:
+        """``once()`` until a 2xx (or a 404 when ``missing_ok``), within the attempts.
+
+        A rate-limit answer is always retried after the wait the server asked
+        for: the server did not act. A 5xx or a network error is retried only
+        when ``idempotent``; for a write it is raised at once (see ``send``).
+        """
         for attempt in range(1, self._max_attempts + 1):
+            last = attempt >= self._max_attempts
             try:
-                async with self._client().request(
-                    method, URL(url, encoded=True), headers=headers, data=body
-                ) as raw:
-                    response = ApiResponse(
-                        raw.status, CIMultiDictProxy(CIMultiDict(raw.headers)), await raw.read()
-                    )
+                response = await once()
             except (TimeoutError, aiohttp.ClientError) as exc:
-                if idempotent and attempt < self._max_attempts:
+                if idempotent and not last:
                     await self._sleep(self._backoff(attempt))
                     continue
-                raise SourceFetchError(
-                    f"{method} {url}: {exc!r}", status=None, retryable=True
-                ) from exc
-            if 200 <= response.status < 300:
+                raise SourceFetchError(f"{what}: {exc!r}", status=None, retryable=True) from exc
+            if 200 <= response.status < 300 or (response.status == 404 and missing_ok):
                 return response
             wait = self._retry_wait(response, attempt)
-            safe = _rate_limited(response) or idempotent
-            last = attempt >= self._max_attempts
+            safe = idempotent or _rate_limited(response)
             if safe and not last and wait is not None and wait <= self._max_wait_s:
                 await self._sleep(wait)
                 continue
             raise SourceFetchError(
-                f"{method} {url}: HTTP {response.status}: {response.text()[:200]}",
+                f"{what}: HTTP {response.status}: {response.text()[:200]}",
                 status=response.status,
                 retryable=wait is not None,
             )
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _checked_url(self, path: str, params: Mapping[str, str | int] | None) -> str:
+        """The URL of ``path``; a URL on another origin is refused (a token never leaves)."""
+        url = self.url_for(path, params)
+        if _origin(url) != self._origin:
+            raise SourceFetchError(
+                f"refusing {url}: not on {self._origin}", status=None, retryable=False
+            )
+        return url
 
     async def paginate(
         self,
@@ -296,9 +302,7 @@ class ApiClient:
         return self._session
 
     def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
-        ceiling = min(self._backoff_cap_s, self._backoff_base_s * 2 ** (attempt - 1))
-        return self._rng.uniform(0.0, ceiling)
+        return full_jitter(attempt, self._backoff_base_s, self._backoff_cap_s, self._rng.random)
 
     def _retry_wait(self, response: ApiResponse, attempt: int) -> float | None:
         """Seconds to wait before another attempt, or None when retrying cannot help."""

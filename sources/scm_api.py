@@ -12,14 +12,16 @@ The same marker is appended when the SCM itself says it cut the diff (GitLab
 never mid-file: a half hunk would not parse. ``split_truncation_marker``
 gives back the plain diff and the omitted count for ``parse_diff``.
 
-Clients import the helpers below, so the registry imports the clients
-lazily inside ``build_scm_api`` (a top-level import would be circular).
+Clients import the helpers below, so the registry (``SCM_APIS``) names the
+clients and ``build_scm_api`` imports them on first use (a top-level import
+would be circular).
 """
 
 from __future__ import annotations
 
 import asyncio
 import difflib
+import importlib
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -36,16 +38,18 @@ from sources.http import ApiClient
 
 MAX_DIFF_BYTES = 5_000_000
 MAX_FILE_BYTES = 1_000_000
-SOURCES = (
-    "github",
-    "gitlab",
-    "bitbucket-cloud",
-    "bitbucket-dc",
-    "azure-devops",
-    "gerrit",
-    "gitea",
-    "forgejo",
-)
+# source -> "module:Class" of its client, imported on first use (the clients import this module).
+SCM_APIS = {
+    "github": "sources.github_api:GitHubApi",
+    "gitlab": "sources.gitlab_api:GitLabApi",
+    "bitbucket-cloud": "sources.bitbucket_cloud_api:BitbucketCloudApi",
+    "bitbucket-dc": "sources.bitbucket_dc_api:BitbucketDcApi",
+    "azure-devops": "sources.azure_devops_api:AzureDevOpsApi",
+    "gerrit": "sources.gerrit_api:GerritApi",
+    "gitea": "sources.gitea_api:GiteaApi",
+    "forgejo": "sources.gitea_api:GiteaApi",
+}
+SOURCES = tuple(SCM_APIS)
 
 
 class ScmApi(Protocol):
@@ -67,35 +71,13 @@ def build_scm_api(source: str, *, base_url: str, token: str, timeout_s: float = 
     root, as ``GitHubApi`` has always taken) and Azure DevOps (the
     organization URL, ``https://dev.azure.com/<org>``).
     """
-    if source == "github":
-        from sources.github_api import GitHubApi
-
-        return GitHubApi(base_url, token, timeout_s=timeout_s)
-    if source == "gitlab":
-        from sources.gitlab_api import GitLabApi
-
-        return GitLabApi(base_url, token, timeout_s=timeout_s)
-    if source == "bitbucket-cloud":
-        from sources.bitbucket_cloud_api import BitbucketCloudApi
-
-        return BitbucketCloudApi(base_url, token, timeout_s=timeout_s)
-    if source == "bitbucket-dc":
-        from sources.bitbucket_dc_api import BitbucketDcApi
-
-        return BitbucketDcApi(base_url, token, timeout_s=timeout_s)
-    if source == "azure-devops":
-        from sources.azure_devops_api import AzureDevOpsApi
-
-        return AzureDevOpsApi(base_url, token, timeout_s=timeout_s)
-    if source == "gerrit":
-        from sources.gerrit_api import GerritApi
-
-        return GerritApi(base_url, token, timeout_s=timeout_s)
-    if source in ("gitea", "forgejo"):
-        from sources.gitea_api import GiteaApi
-
-        return GiteaApi(base_url, token, timeout_s=timeout_s)
-    raise ValueError(f"unknown SCM source {source!r}; expected one of {', '.join(SOURCES)}")
+    if source not in SCM_APIS:
+        raise ValueError(f"unknown SCM source {source!r}; expected one of {', '.join(SOURCES)}")
+    module, _, name = SCM_APIS[source].partition(":")
+    client: ScmApi = getattr(importlib.import_module(module), name)(
+        base_url, token, timeout_s=timeout_s
+    )
+    return client
 
 
 def decode_text(body: bytes) -> str | None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import faust
 
@@ -51,6 +52,13 @@ log = logging.getLogger(__name__)
 ROLES = ("pipeline", "store", "publish")
 
 
+class _Closable(Protocol):
+    def close(self) -> Awaitable[None]: ...
+
+
+C = TypeVar("C", bound=_Closable)
+
+
 @dataclass(frozen=True)
 class Endpoints:
     """Resolved addresses (configured URLs, or the embedded stack's)."""
@@ -81,27 +89,17 @@ def embedder_from_settings(settings: Settings) -> Embedder:
     )
 
 
-class ScmApis:
-    """One REST client per (source, tenant), built on first use, closed at shutdown."""
+class ClientsBySource(Generic[C]):
+    """One client per (source, tenant), built on first use by ``build``, closed at shutdown."""
 
-    def __init__(self, section: SourceSettings) -> None:
-        self._section = section
-        self._clients: dict[tuple[str, str], ScmApi] = {}
+    def __init__(self, build: Callable[[str, str], C]) -> None:
+        self._build = build
+        self._clients: dict[tuple[str, str], C] = {}
 
-    def get(self, source: str, tenant: str) -> ScmApi:
+    def get(self, source: str, tenant: str) -> C:
         key = (source, tenant)
         if key not in self._clients:
-            base_url = self._section.api_urls.get(source)
-            if not base_url:
-                raise ProcessorError(
-                    f"no API URL configured for {source} (CODEREVIEW_SOURCE__API_URLS)"
-                )
-            self._clients[key] = build_scm_api(
-                source,
-                base_url=base_url,
-                token=self._section.token_for(tenant, source),
-                timeout_s=self._section.fetch_timeout_s,
-            )
+            self._clients[key] = self._build(source, tenant)
         return self._clients[key]
 
     async def close(self) -> None:
@@ -110,38 +108,42 @@ class ScmApis:
         self._clients.clear()
 
 
-class ScmPublishers:
-    """One publisher per (source, tenant), built on first use, closed at shutdown.
+def scm_apis(section: SourceSettings) -> ClientsBySource[ScmApi]:
+    """The REST clients ingest reads PRs with."""
 
-    URLs and tokens are the sources' own; ``publish.api_urls`` overrides a URL.
-    """
+    def build(source: str, tenant: str) -> ScmApi:
+        return build_scm_api(
+            source,
+            base_url=_api_url(source, section.api_urls, "CODEREVIEW_SOURCE__API_URLS"),
+            token=section.token_for(tenant, source),
+            timeout_s=section.fetch_timeout_s,
+        )
 
-    def __init__(self, settings: Settings) -> None:
-        self._source = settings.source
-        self._publish = settings.publish
-        self._clients: dict[tuple[str, str], ScmPublisher] = {}
+    return ClientsBySource(build)
 
-    def get(self, source: str, tenant: str) -> ScmPublisher:
-        key = (source, tenant)
-        if key not in self._clients:
-            base_url = self._publish.api_urls.get(source) or self._source.api_urls.get(source)
-            if not base_url:
-                raise ProcessorError(
-                    f"no API URL configured for {source} (CODEREVIEW_PUBLISH__API_URLS "
-                    "or CODEREVIEW_SOURCE__API_URLS)"
-                )
-            self._clients[key] = build_publisher(
-                source,
-                base_url=base_url,
-                token=self._source.token_for(tenant, source),
-                timeout_s=self._publish.timeout_s,
-            )
-        return self._clients[key]
 
-    async def close(self) -> None:
-        for client in self._clients.values():
-            await client.close()
-        self._clients.clear()
+def scm_publishers(settings: Settings) -> ClientsBySource[ScmPublisher]:
+    """The publishers of the publish role: the sources' URLs and tokens unless
+    ``publish.api_urls`` sends comments elsewhere (a bot proxy)."""
+    urls = {**settings.source.api_urls, **settings.publish.api_urls}
+
+    def build(source: str, tenant: str) -> ScmPublisher:
+        return build_publisher(
+            source,
+            base_url=_api_url(
+                source, urls, "CODEREVIEW_PUBLISH__API_URLS or CODEREVIEW_SOURCE__API_URLS"
+            ),
+            token=settings.source.token_for(tenant, source),
+            timeout_s=settings.publish.timeout_s,
+        )
+
+    return ClientsBySource(build)
+
+
+def _api_url(source: str, urls: dict[str, str], variable: str) -> str:
+    if not urls.get(source):
+        raise ProcessorError(f"no API URL configured for {source} ({variable})")
+    return urls[source]
 
 
 def app_id_for(settings: Settings, role: str) -> str:
@@ -198,7 +200,7 @@ def create_app(
         embedder = embedder_from_settings(settings)
         milvus = MilvusSink.from_settings(settings.milvus, uri=endpoints.milvus_uri, dim=emb.dim)
         llm_deps = llm_from_settings(settings)
-        apis = ScmApis(settings.source)
+        apis = scm_apis(settings.source)
         kafka_config = endpoints.kafka_config or {"bootstrap.servers": endpoints.kafka_bootstrap}
         posteriors = PosteriorView(kafka_config, f"{app_id}-posteriors-changelog")
         deps = PipelineDeps(
@@ -244,7 +246,7 @@ def create_app(
 
         app.on_worker_init.connect(cast(Any, start_sinks))
     elif role == "publish":
-        publishers = ScmPublishers(settings)
+        publishers = scm_publishers(settings)
         register_publish_agents(
             app,
             channels,

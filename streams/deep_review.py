@@ -58,6 +58,7 @@ from streams.channels import Channels
 from streams.emitter import guarded, now_ms
 from streams.learning import publish_calibrated
 from streams.published import PublishedFindings
+from streams.table_ttl import TableSweeper, stamp, stamp_json
 
 log = logging.getLogger(__name__)
 
@@ -110,37 +111,31 @@ class _Review:
 
 
 def register_deep_review(app: faust.App, ch: Channels, deps: Any) -> None:
-    """The analyze agent, its cache and published-findings tables, and their sweeper.
+    """The analyze agent, its cache and published-findings tables, and their sweepers.
 
     ``deps`` is the worker's ``PipelineDeps`` with ``llm`` set.
     """
     llm: LlmDeps = deps.llm
     partitions = ch.triaged.partitions
     cache = app.Table("llm_cache", default=None, partitions=partitions)
-    published = PublishedFindings(
-        app.Table("published_llm", default=None, partitions=partitions),
-        ttl_days=llm.cache_ttl_days,
-    )
+    published = PublishedFindings(app.Table("published_llm", default=None, partitions=partitions))
     llm.published = published
     llm.budgets.attach(app.Table("llm_spend", default=None, partitions=partitions))
+
+    # Cached answers and sent fingerprints past their TTL are forgotten (see table_ttl).
+    ttl_ms = llm.cache_ttl_days * DAY_MS
+    sweepers = [TableSweeper(cache, ttl_ms=ttl_ms), TableSweeper(published.table, ttl_ms=ttl_ms)]
 
     @app.agent(ch.triaged, name="analyze")
     async def analyze(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            for sweeper in sweepers:
+                sweeper.sweep(now_ms())
 
             async def work(event: faust.EventT = event) -> None:
                 await _review(deps, llm, ch, cache, published, event)
 
             await guarded(deps.emitter, "analyze", event, work)
-
-    @app.timer(interval=3600.0)
-    async def expire_llm_tables() -> None:
-        """Forget cached answers and sent fingerprints past their TTL."""
-        now = now_ms()
-        for key, value in list(cache.items()):
-            if _fresh(value, now, llm.cache_ttl_days) is None:
-                del cache[key]
-        published.expire(now)
 
 
 async def _review(
@@ -237,7 +232,7 @@ async def _gate(
         return chosen
     for chunk_id in question.chunk_ids:
         verdict, _, key = ask[chunk_id]
-        cache[key] = json.dumps({"at_ms": now, "picked": chunk_id in picked})
+        cache[key] = json.dumps(stamp({"at_ms": now, "picked": chunk_id in picked}))
         if chunk_id in picked:
             chosen.append(verdict)
     return chosen
@@ -325,7 +320,7 @@ def _store(
             per_chunk[placed[0].chunk_id].append(item)
     for verdict in asked:
         entry = cached_review(verdict, per_chunk[verdict.chunk_id], at)
-        cache[keys[verdict.chunk_id]] = entry.to_json()
+        cache[keys[verdict.chunk_id]] = stamp_json(entry.to_json())
 
 
 async def _ask(

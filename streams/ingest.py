@@ -29,6 +29,7 @@ from schemas.records import FeedbackEvent, RawWebhook
 from sources.scm_api import ScmApi
 from streams.channels import Channels
 from streams.emitter import Emitter, Subject, guarded, now_ms
+from streams.table_ttl import TableSweeper, stamp
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +44,17 @@ class IngestDeps:
 
 def register_ingest_agents(app: faust.App, ch: Channels, deps: IngestDeps) -> None:
     deliveries = app.Table("deliveries", default=None, partitions=ch.raw.partitions)
+    ttl_ms = deps.dedupe_ttl_s * 1000
+    # Delivery ids older than the TTL are forgotten, from inside the stream (see table_ttl).
+    sweeper = TableSweeper(deliveries, ttl_ms=ttl_ms, every_ms=max(60_000.0, ttl_ms / 10))
 
     @app.agent(ch.raw, name="normalize")
     async def normalize(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            sweeper.sweep(now_ms())
             await guarded(
                 deps.emitter, "normalize", event, partial(_normalize, deps, ch, deliveries, event)
             )
-
-    @app.timer(interval=max(60.0, deps.dedupe_ttl_s / 10))
-    async def expire_deliveries() -> None:
-        """Forget delivery ids older than the TTL (on the partitions this worker holds)."""
-        cutoff = now_ms() - deps.dedupe_ttl_s * 1000
-        for key, seen in list(deliveries.items()):
-            if seen is not None and seen < cutoff:
-                del deliveries[key]
 
 
 async def _normalize(deps: IngestDeps, ch: Channels, deliveries: Any, event: faust.EventT) -> None:
@@ -66,7 +63,7 @@ async def _normalize(deps: IngestDeps, ch: Channels, deliveries: Any, event: fau
     if not isinstance(raw, RawWebhook):
         raise ProcessorError(f"expected RawWebhook, got {type(raw).__name__}")
     about = Subject(raw.delivery_id, raw.tenant, "", 0, raw.received_at_ms)
-    seen = deliveries.get(raw.delivery_id)
+    seen = (deliveries.get(raw.delivery_id) or {}).get("at_ms")
     if seen is not None and raw.received_at_ms - seen < deps.dedupe_ttl_s * 1000:
         await deps.emitter.metric(
             "redelivery_dropped", about, started=started, items=1, attrs={"source": raw.source}
@@ -100,7 +97,7 @@ async def _normalize(deps: IngestDeps, ch: Channels, deliveries: Any, event: fau
         log.info(
             "ignored %s delivery %s: %s", raw.source, raw.delivery_id, normalized.ignored_reason
         )
-    deliveries[raw.delivery_id] = raw.received_at_ms
+    deliveries[raw.delivery_id] = stamp({"at_ms": raw.received_at_ms})
     await deps.emitter.metric(
         "normalize" if ref is not None or normalized.feedback else "ignored",
         about,

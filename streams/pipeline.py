@@ -35,6 +35,7 @@ from codereview.settings import LearningSettings
 from processors.analyzers import Analyzer
 from processors.chunking import chunk_event
 from processors.embedding import Embedder, EmbeddingCache, embed_cached
+from processors.learning import DAY_MS
 from processors.triage import focus_lines, triage_event
 from schemas.errors import DecodeError
 from schemas.records import (
@@ -54,6 +55,7 @@ from streams.learning import (
     register_learning_agents,
 )
 from streams.published import PublishedFindings
+from streams.table_ttl import TableSweeper
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +109,10 @@ def _decode(deps: PipelineDeps, event: faust.EventT, kind: type[R]) -> R:
 def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -> None:
     emit = deps.emitter
     published = PublishedFindings(
-        app.Table("published_triage", default=None, partitions=ch.events.partitions),
-        ttl_days=deps.published_ttl_days,
+        app.Table("published_triage", default=None, partitions=ch.events.partitions)
     )
+    # What was sent is forgotten after the TTL (see table_ttl).
+    sweeper = TableSweeper(published.table, ttl_ms=deps.published_ttl_days * DAY_MS)
 
     @app.agent(ch.events, name="chunk")
     async def chunk(stream: faust.StreamT) -> None:
@@ -148,6 +151,7 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
     @app.agent(ch.events, name="triage")
     async def triage(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            sweeper.sweep(now_ms())
 
             async def work(event: faust.EventT = event) -> None:
                 started = time.perf_counter()

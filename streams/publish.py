@@ -45,6 +45,8 @@ import faust
 from faust import streams as faust_streams
 
 from codereview.settings import PublishSettings
+from processors.backoff import full_jitter
+from processors.learning import DAY_MS
 from processors.publishing import CheckPolicy, conclusion, render, summary, to_post
 from schemas.errors import DecodeError, ProcessorError
 from schemas.records import FeedbackEvent, Finding, pr_key
@@ -52,6 +54,7 @@ from sinks.scm.base import PostedComment, PullRequestTarget, ScmPublisher
 from sources.github_api import SourceFetchError
 from streams.channels import Channels
 from streams.emitter import Emitter, guarded, now_ms
+from streams.table_ttl import TableSweeper, stamp
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,7 @@ class CommentLedger:
     def set(self, pr: str, fingerprint: str, now: int, **fields: Any) -> None:
         entry = self.entry(pr, fingerprint)
         entry.update(fields, at_ms=now)
-        self.table[f"{pr}|{fingerprint}"] = entry
+        self.table[f"{pr}|{fingerprint}"] = stamp(entry)
 
     def record(self, pr: str, found: dict[str, PostedComment], now: int) -> None:
         """Take comments read back from (or just created on) the SCM as posted."""
@@ -118,8 +121,8 @@ class CommentLedger:
     def pr_info(self, pr: str) -> dict[str, Any]:
         return dict(self.table.get(pr) or {})
 
-    def set_pr_info(self, pr: str, info: dict[str, Any]) -> None:
-        self.table[pr] = info
+    def set_pr_info(self, pr: str, info: dict[str, Any], now: int) -> None:
+        self.table[pr] = stamp({**info, "at_ms": now})
 
 
 async def publish_pr(
@@ -142,9 +145,9 @@ async def publish_pr(
     )
     counts = {"findings": len(findings), "posted": 0, "skipped": 0, "api_calls": 0}
 
-    def skipping() -> dict[str, object]:
+    def skipping() -> set[str]:
         return {
-            f.fingerprint: True
+            f.fingerprint
             for f in findings
             if ledger.state(pr, f.fingerprint) in ("posted", "resolved")
         }
@@ -178,6 +181,7 @@ async def publish_pr(
             "number": target.number,
             "head_sha": target.head_sha,
         },
+        now_ms(),
     )
     pending = any(ledger.state(pr, f.fingerprint) == "pending" for f in findings)
     if (touched and pr not in reconciled) or pending:
@@ -256,7 +260,7 @@ async def _report(
         check_id=str(info.get("check_id", "")) if same_head else "",
     )
     info.update(check_head=target.head_sha, check_id=check_id, severities=severities)
-    ledger.set_pr_info(pr, info)
+    ledger.set_pr_info(pr, info, now_ms())
     return 1
 
 
@@ -311,6 +315,8 @@ def register_publish_agents(app: faust.App, ch: Channels, deps: PublishDeps) -> 
     ledger = CommentLedger(table)
     reconciled: set[str] = set()  # PRs read back from the SCM since this process started
     settings = deps.settings
+    # A PR's comment states are forgotten this long after their last change (see table_ttl).
+    sweeper = TableSweeper(table, ttl_ms=settings.state_ttl_days * DAY_MS)
     limit = asyncio.Semaphore(max(1, settings.concurrency))
 
     async def one_pr(items: list[tuple[Finding, faust.EventT]]) -> None:
@@ -318,6 +324,7 @@ def register_publish_agents(app: faust.App, ch: Channels, deps: PublishDeps) -> 
         # a batch mixes partitions, so each PR's task runs as one of its own
         # events (the context variable is per task).
         faust_streams._current_event.set(weakref.ref(items[-1][1]))
+        sweeper.sweep(now_ms())
         started = time.perf_counter()
         findings = [f for f, _ in items]
 
@@ -352,11 +359,13 @@ def register_publish_agents(app: faust.App, ch: Channels, deps: PublishDeps) -> 
                     await emit.dead_letter("publish", exc, event)
                     continue
                 by_pr.setdefault(finding.key, []).append((finding, event))
-            await asyncio.gather(*(asyncio.create_task(one_pr(items)) for items in by_pr.values()))
+            # gather runs each PR as a task of its own, with its own copy of the context.
+            await asyncio.gather(*(one_pr(items) for items in by_pr.values()))
 
     @app.agent(ch.feedback, name="publish-feedback")
     async def publish_feedback(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            sweeper.sweep(now_ms())
 
             async def work(event: faust.EventT = event) -> None:
                 feedback = emit.codec.decode(event.message.value)
@@ -385,6 +394,5 @@ class _Failed(ProcessorError):
 
 
 def _backoff(deps: PublishDeps, attempt: int) -> float:
-    """Full jitter, capped: a retry storm against an SCM is spread out."""
-    ceiling = min(deps.settings.retry_max_s, deps.settings.retry_base_s * 2 ** (attempt - 1))
-    return deps.rng.uniform(0.0, ceiling)
+    settings = deps.settings
+    return full_jitter(attempt, settings.retry_base_s, settings.retry_max_s, deps.rng.random)

@@ -11,8 +11,8 @@ on the fingerprint move their comment instead of adding one.
 The table is a Faust table (changelog-backed, so it survives restarts),
 keyed by "PR key|fingerprint" and held on the PR's partition, the same
 partition the agent's input comes from, plus one entry per PR (its key)
-listing what its last revision found. Entries older than the TTL are swept
-by a timer.
+listing what its last revision found. Every entry is stamped with its
+partition, so the agent's ``TableSweeper`` can forget it after the TTL.
 """
 
 from __future__ import annotations
@@ -21,16 +21,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from schemas.records import Finding, pr_key
-
-DAY_MS = 86_400_000
+from streams.table_ttl import stamp
 
 
 class PublishedFindings:
     """A view over one Faust table: ``{pr_key|fingerprint: {"lines": "s-e", "at_ms": n}}``."""
 
-    def __init__(self, table: Any, *, ttl_days: float) -> None:
+    def __init__(self, table: Any) -> None:
         self.table = table
-        self.ttl_ms = ttl_days * DAY_MS
 
     def unpublished(self, findings: Sequence[Finding]) -> tuple[list[Finding], int]:
         """(findings to send, how many were carried over unchanged)."""
@@ -59,18 +57,20 @@ class PublishedFindings:
                 category=finding.category,
                 severity=finding.severity,
             )
-            self.table[_key(finding)] = entry
+            self.table[_key(finding)] = stamp(entry)
 
     def remember(self, findings: Sequence[Finding], now_ms: int) -> None:
         """Record findings as sent; call only after the send was acknowledged."""
         for finding in findings:
-            self.table[_key(finding)] = {
-                "lines": _lines(finding),
-                "at_ms": now_ms,
-                "rule_id": finding.rule_id,
-                "category": finding.category,
-                "severity": finding.severity,
-            }
+            self.table[_key(finding)] = stamp(
+                {
+                    "lines": _lines(finding),
+                    "at_ms": now_ms,
+                    "rule_id": finding.rule_id,
+                    "category": finding.category,
+                    "severity": finding.severity,
+                }
+            )
 
     def resolved(self, pr: str, current: Sequence[Finding], now_ms: int) -> list[str]:
         """Fingerprints this PR had on its last review that its new revision no longer has.
@@ -83,21 +83,13 @@ class PublishedFindings:
         before = self.table.get(pr) or {}
         now = {f.fingerprint for f in current}
         gone = sorted(set(before.get("fingerprints", [])) - now)
-        self.table[pr] = {"fingerprints": sorted(now), "at_ms": now_ms}
+        self.table[pr] = stamp({"fingerprints": sorted(now), "at_ms": now_ms})
         return gone
 
     def info(self, tenant: str, repo: str, pr_number: int, fingerprint: str) -> dict | None:
         """What was recorded of a finding of this PR, or None (another partition, or expired)."""
         value = self.table.get(f"{pr_key(tenant, repo, pr_number)}|{fingerprint}")
         return dict(value) if value else None
-
-    def expire(self, now_ms: int) -> int:
-        """Drop entries past the TTL on the partitions this worker holds."""
-        cutoff = now_ms - self.ttl_ms
-        old = [k for k, v in list(self.table.items()) if v and v.get("at_ms", 0) < cutoff]
-        for key in old:
-            del self.table[key]
-        return len(old)
 
 
 def _key(finding: Finding) -> str:

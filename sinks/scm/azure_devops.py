@@ -21,17 +21,14 @@ as HTTP basic with an empty user name, as in ``sources.azure_devops_api``.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 from processors.publishing import Comment, fingerprint_in
-from schemas.records import Finding
-from sinks.scm.base import PostedComment, PullRequestTarget
+from sinks.scm.base import PostedComment, PullRequestTarget, RestPublisher
+from sources.azure_devops_api import auth_headers
 from sources.github_api import SourceFetchError
-from sources.http import ApiClient, Sleep
 
 API_VERSION = "7.1"
 NOT_PLACEABLE = 400
@@ -39,27 +36,13 @@ RESOLVED_STATUSES = frozenset({"fixed", "closed", "wontFix", "byDesign"})
 COMMENT_TYPE_TEXT = 1
 
 
-class AzureDevOpsPublisher:
+class AzureDevOpsPublisher(RestPublisher):
     """Posts, finds and resolves our threads on Azure DevOps pull requests."""
 
     source = "azure-devops"
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout_s: float = 10.0,
-        sleep: Sleep = asyncio.sleep,
-        max_attempts: int = 4,
-    ) -> None:
-        headers = {}
-        if token:
-            basic = base64.b64encode(f":{token}".encode()).decode("ascii")
-            headers["Authorization"] = f"Basic {basic}"
-        self.http = ApiClient(
-            base_url, headers=headers, timeout_s=timeout_s, sleep=sleep, max_attempts=max_attempts
-        )
+    def endpoint(self, base_url: str, token: str) -> tuple[str, dict[str, str]]:
+        return base_url, auth_headers(token)
 
     async def existing(self, pr: PullRequestTarget) -> dict[str, PostedComment]:
         """Every thread of ours on ``pr``, by fingerprint, read from its first comment.
@@ -109,21 +92,6 @@ class AzureDevOpsPublisher:
             json_body={"status": "fixed"},
             idempotent=True,
         )
-
-    async def report(
-        self,
-        pr: PullRequestTarget,
-        findings: Sequence[Finding],
-        *,
-        conclusion: str,
-        summary: str,
-        check_id: str = "",
-    ) -> str:
-        """No PR status from us on Azure DevOps: no call, no id."""
-        return ""
-
-    async def close(self) -> None:
-        await self.http.close()
 
     async def _post_one(self, pr: PullRequestTarget, comment: Comment) -> PostedComment:
         file_path = "/" + comment.path.lstrip("/")

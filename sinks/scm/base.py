@@ -21,23 +21,28 @@ inside the client.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from processors.publishing import Comment
 from schemas.records import Finding
+from sources.http import ApiClient, Sleep
 
-PUBLISHER_SOURCES = (
-    "github",
-    "gitlab",
-    "bitbucket-cloud",
-    "bitbucket-dc",
-    "azure-devops",
-    "gerrit",
-    "gitea",
-    "forgejo",
-)
+# source -> "module:Class", imported on first use (the modules import this one).
+PUBLISHERS = {
+    "github": "sinks.scm.github:GitHubPublisher",
+    "gitlab": "sinks.scm.gitlab:GitLabPublisher",
+    "bitbucket-cloud": "sinks.scm.bitbucket_cloud:BitbucketCloudPublisher",
+    "bitbucket-dc": "sinks.scm.bitbucket_dc:BitbucketDcPublisher",
+    "azure-devops": "sinks.scm.azure_devops:AzureDevOpsPublisher",
+    "gerrit": "sinks.scm.gerrit:GerritPublisher",
+    "gitea": "sinks.scm.gitea:GiteaPublisher",
+    "forgejo": "sinks.scm.gitea:ForgejoPublisher",
+}
+PUBLISHER_SOURCES = tuple(PUBLISHERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +126,49 @@ class ScmPublisher(Protocol):
         ...
 
 
+class RestPublisher:
+    """What every publisher shares: one ``ApiClient`` with the SCM's auth, no status, close.
+
+    A subclass says how its SCM takes a token (``endpoint``) and implements
+    ``existing``, ``post`` and ``resolve``; only GitHub overrides ``report``.
+    """
+
+    source = ""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout_s: float = 10.0,
+        sleep: Sleep = asyncio.sleep,
+        max_attempts: int = 4,
+    ) -> None:
+        root, headers = self.endpoint(base_url, token)
+        self.http = ApiClient(
+            root, headers=headers, timeout_s=timeout_s, sleep=sleep, max_attempts=max_attempts
+        )
+
+    def endpoint(self, base_url: str, token: str) -> tuple[str, dict[str, str]]:
+        """The API root and the headers that carry ``token`` on this SCM."""
+        raise NotImplementedError
+
+    async def report(
+        self,
+        pr: PullRequestTarget,
+        findings: Sequence[Finding],
+        *,
+        conclusion: str,
+        summary: str,
+        check_id: str = "",
+    ) -> str:
+        """No PR-level status on this SCM: no call, no id."""
+        return ""
+
+    async def close(self) -> None:
+        await self.http.close()
+
+
 def build_publisher(
     source: str, *, base_url: str, token: str, timeout_s: float = 10.0
 ) -> ScmPublisher:
@@ -129,32 +177,10 @@ def build_publisher(
     ``base_url`` follows ``sources.scm_api.build_scm_api``: GitHub's API root,
     Azure DevOps' organization URL, every other server's root.
     """
-    if source == "github":
-        from sinks.scm.github import GitHubPublisher
-
-        return GitHubPublisher(base_url, token, timeout_s=timeout_s)
-    if source == "gitlab":
-        from sinks.scm.gitlab import GitLabPublisher
-
-        return GitLabPublisher(base_url, token, timeout_s=timeout_s)
-    if source == "bitbucket-cloud":
-        from sinks.scm.bitbucket_cloud import BitbucketCloudPublisher
-
-        return BitbucketCloudPublisher(base_url, token, timeout_s=timeout_s)
-    if source == "bitbucket-dc":
-        from sinks.scm.bitbucket_dc import BitbucketDcPublisher
-
-        return BitbucketDcPublisher(base_url, token, timeout_s=timeout_s)
-    if source == "azure-devops":
-        from sinks.scm.azure_devops import AzureDevOpsPublisher
-
-        return AzureDevOpsPublisher(base_url, token, timeout_s=timeout_s)
-    if source == "gerrit":
-        from sinks.scm.gerrit import GerritPublisher
-
-        return GerritPublisher(base_url, token, timeout_s=timeout_s)
-    if source in ("gitea", "forgejo"):
-        from sinks.scm.gitea import GiteaPublisher
-
-        return GiteaPublisher(base_url, token, timeout_s=timeout_s, source=source)
-    raise ValueError(f"no publisher for source {source!r}; expected one of {PUBLISHER_SOURCES}")
+    if source not in PUBLISHERS:
+        raise ValueError(f"no publisher for source {source!r}; expected one of {PUBLISHER_SOURCES}")
+    module, _, name = PUBLISHERS[source].partition(":")
+    publisher: ScmPublisher = getattr(importlib.import_module(module), name)(
+        base_url, token, timeout_s=timeout_s
+    )
+    return publisher

@@ -20,44 +20,27 @@ agent passes is posted as is. Resolving a comment resolves its thread
 
 from __future__ import annotations
 
-import asyncio
-import base64
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 from processors.publishing import Comment, fingerprint_in
-from schemas.records import Finding
-from sinks.scm.base import PostedComment, PullRequestTarget
+from sinks.scm.base import PostedComment, PullRequestTarget, RestPublisher
+from sources.bitbucket_cloud_api import auth_headers
 from sources.github_api import SourceFetchError
-from sources.http import ApiClient, Sleep
 
 PAGE_LENGTH = 100
 NOT_PLACEABLE = 400
 ALREADY_RESOLVED = 409
 
 
-class BitbucketCloudPublisher:
+class BitbucketCloudPublisher(RestPublisher):
     """Posts, finds and resolves our comments on Bitbucket Cloud pull requests."""
 
     source = "bitbucket-cloud"
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout_s: float = 10.0,
-        sleep: Sleep = asyncio.sleep,
-        max_attempts: int = 4,
-    ) -> None:
-        self.http = ApiClient(
-            base_url,
-            headers=_auth(token),
-            timeout_s=timeout_s,
-            sleep=sleep,
-            max_attempts=max_attempts,
-        )
+    def endpoint(self, base_url: str, token: str) -> tuple[str, dict[str, str]]:
+        return base_url, auth_headers(token)
 
     async def existing(self, pr: PullRequestTarget) -> dict[str, PostedComment]:
         """Every top-level comment of ours on ``pr`` (all pages), by fingerprint.
@@ -107,21 +90,6 @@ class BitbucketCloudPublisher:
             if exc.status != ALREADY_RESOLVED:
                 raise
 
-    async def report(
-        self,
-        pr: PullRequestTarget,
-        findings: Sequence[Finding],
-        *,
-        conclusion: str,
-        summary: str,
-        check_id: str = "",
-    ) -> str:
-        """Bitbucket Cloud gets no check run from us: no call, no id."""
-        return ""
-
-    async def close(self) -> None:
-        await self.http.close()
-
     async def _post_one(self, pr: PullRequestTarget, comment: Comment) -> PostedComment:
         """Try the line, then the file, then the PR; only a 400 moves to the next."""
         anchors: list[dict[str, Any] | None] = [
@@ -155,11 +123,3 @@ def _comments_path(pr: PullRequestTarget) -> str:
         f"/2.0/repositories/{quote(workspace, safe='')}/{quote(slug, safe='')}"
         f"/pullrequests/{pr.number}/comments"
     )
-
-
-def _auth(token: str) -> dict[str, str]:
-    if not token:
-        return {}
-    if ":" in token:
-        return {"Authorization": "Basic " + base64.b64encode(token.encode()).decode("ascii")}
-    return {"Authorization": f"Bearer {token}"}

@@ -23,7 +23,6 @@ first; a 409 (someone edited it in between) re-reads and tries once more.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -31,10 +30,9 @@ from urllib.parse import quote
 from processors.diff import parse_diff
 from processors.publishing import Comment, fingerprint_in
 from schemas.errors import ProcessorError
-from schemas.records import Finding
-from sinks.scm.base import PostedComment, PullRequestTarget
+from sinks.scm.base import PostedComment, PullRequestTarget, RestPublisher
+from sources.bitbucket_dc_api import auth_headers
 from sources.github_api import SourceFetchError
-from sources.http import ApiClient, Sleep
 
 PAGE_LIMIT = 100
 MAX_DIFF_BYTES = 8 * 1024 * 1024
@@ -45,27 +43,13 @@ VERSION_CONFLICT = 409
 LineTypes = dict[tuple[str, int], str]
 
 
-class BitbucketDcPublisher:
+class BitbucketDcPublisher(RestPublisher):
     """Posts, finds and resolves our comments on Bitbucket Data Center pull requests."""
 
     source = "bitbucket-dc"
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout_s: float = 10.0,
-        sleep: Sleep = asyncio.sleep,
-        max_attempts: int = 4,
-    ) -> None:
-        self.http = ApiClient(
-            base_url,
-            headers={"Authorization": f"Bearer {token}"} if token else {},
-            timeout_s=timeout_s,
-            sleep=sleep,
-            max_attempts=max_attempts,
-        )
+    def endpoint(self, base_url: str, token: str) -> tuple[str, dict[str, str]]:
+        return base_url, auth_headers(token)
 
     async def existing(self, pr: PullRequestTarget) -> dict[str, PostedComment]:
         """Every root comment of ours on ``pr`` (all activity pages), by fingerprint.
@@ -129,21 +113,6 @@ class BitbucketDcPublisher:
             except SourceFetchError as exc:
                 if exc.status != VERSION_CONFLICT or attempt > 0:
                     raise
-
-    async def report(
-        self,
-        pr: PullRequestTarget,
-        findings: Sequence[Finding],
-        *,
-        conclusion: str,
-        summary: str,
-        check_id: str = "",
-    ) -> str:
-        """No build status or insight report from us here: no call, no id."""
-        return ""
-
-    async def close(self) -> None:
-        await self.http.close()
 
     async def _line_types(self, pr: PullRequestTarget) -> LineTypes | None:
         """Which head lines the PR's diff shows, and as what; None if unreadable.

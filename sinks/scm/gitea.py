@@ -34,7 +34,6 @@ goes in ``Authorization: token ...`` as in ``sources.gitea_api``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -42,10 +41,9 @@ from urllib.parse import quote
 from processors.diff import parse_diff
 from processors.publishing import Comment, fingerprint_in
 from schemas.errors import ProcessorError
-from schemas.records import Finding
-from sinks.scm.base import PostedComment, PullRequestTarget
+from sinks.scm.base import PostedComment, PullRequestTarget, RestPublisher
+from sources.gitea_api import auth_headers
 from sources.github_api import SourceFetchError
-from sources.http import ApiClient, Sleep
 
 OUTDATED_PREFIX = "~~Outdated~~: the flagged code is gone.\n\n"
 PAGE_LIMIT = 50
@@ -55,30 +53,17 @@ NO_SUCH_ROUTE = (404, 405)
 Commentable = dict[str, set[int]]
 
 
-class GiteaPublisher:
+class GiteaPublisher(RestPublisher):
     """Posts, finds and resolves our comments on Gitea or Forgejo pull requests."""
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout_s: float = 10.0,
-        sleep: Sleep = asyncio.sleep,
-        max_attempts: int = 4,
-        source: str = "gitea",
-    ) -> None:
-        if source not in ("gitea", "forgejo"):
-            raise ValueError(f"GiteaPublisher serves gitea or forgejo, not {source!r}")
-        self.source = source
-        self.http = ApiClient(
-            base_url,
-            headers={"Authorization": f"token {token}"} if token else {},
-            timeout_s=timeout_s,
-            sleep=sleep,
-            max_attempts=max_attempts,
-        )
+    source = "gitea"
+
+    def __init__(self, base_url: str, token: str, **options: Any) -> None:
+        super().__init__(base_url, token, **options)
         self._resolve_api: bool | None = None  # unknown until the server answers once
+
+    def endpoint(self, base_url: str, token: str) -> tuple[str, dict[str, str]]:
+        return base_url, auth_headers(token)
 
     async def existing(self, pr: PullRequestTarget) -> dict[str, PostedComment]:
         """Our review comments and PR-comment fallbacks on ``pr``, by fingerprint."""
@@ -172,21 +157,6 @@ class GiteaPublisher:
             idempotent=True,
         )
 
-    async def report(
-        self,
-        pr: PullRequestTarget,
-        findings: Sequence[Finding],
-        *,
-        conclusion: str,
-        summary: str,
-        check_id: str = "",
-    ) -> str:
-        """Commit statuses are the CI's; nothing is reported here."""
-        return ""
-
-    async def close(self) -> None:
-        await self.http.close()
-
     async def _commentable(self, pr: PullRequestTarget) -> Commentable:
         response = await self.http.get(f"{_pull(pr)}.diff", accept="text/plain")
         try:
@@ -195,11 +165,7 @@ class GiteaPublisher:
             raise SourceFetchError(
                 f"unreadable PR diff: {exc}", status=None, retryable=False
             ) from exc
-        return {
-            f.path: {n for hunk in f.hunks for n, _ in hunk.head_lines()}
-            for f in files
-            if f.status != "deleted"
-        }
+        return {f.path: f.shown_lines for f in files if f.status != "deleted"}
 
     async def _review_comments(self, pr: PullRequestTarget, review_id: Any) -> list[Any]:
         response = await self.http.get(f"{_pull(pr)}/reviews/{review_id}/comments")
@@ -265,3 +231,9 @@ def _posted(comment: Any, *, thread_id: str, on_file: bool) -> PostedComment | N
         resolved=_resolved(comment),
         on_file=on_file,
     )
+
+
+class ForgejoPublisher(GiteaPublisher):
+    """Forgejo: Gitea's API, under its own source name."""
+
+    source = "forgejo"

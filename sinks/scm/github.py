@@ -24,7 +24,6 @@ minimized as outdated instead. Both are idempotent on GitHub.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -34,9 +33,8 @@ from processors.diff import parse_diff
 from processors.publishing import Comment, fingerprint_in
 from schemas.errors import ProcessorError
 from schemas.records import Finding
-from sinks.scm.base import PostedComment, PullRequestTarget
-from sources.github_api import API_VERSION, SourceFetchError
-from sources.http import ApiClient, Sleep
+from sinks.scm.base import PostedComment, PullRequestTarget, RestPublisher
+from sources.github_api import API_VERSION, SourceFetchError, auth_headers
 
 JSON_MEDIA_TYPE = "application/vnd.github+json"
 PAGE_SIZE = 100
@@ -76,31 +74,21 @@ def graphql_url(base_url: str) -> str:
     return base + "/graphql"
 
 
-class GitHubPublisher:
+class GitHubPublisher(RestPublisher):
     """Posts, finds and resolves our review comments on GitHub, and reports a check run."""
 
     source = "github"
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout_s: float = 10.0,
-        sleep: Sleep = asyncio.sleep,
-        max_attempts: int = 4,
-    ) -> None:
-        headers = {"X-GitHub-Api-Version": API_VERSION}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self._http = ApiClient(
-            base_url, headers=headers, timeout_s=timeout_s, sleep=sleep, max_attempts=max_attempts
-        )
+    def __init__(self, base_url: str, token: str, **options: Any) -> None:
+        super().__init__(base_url, token, **options)
         self._graphql_url = graphql_url(base_url)
         # comment database id -> thread id, per PR: filled by every scan, read by resolve.
         self._threads: dict[tuple[str, int], dict[str, str]] = {}
         # What the last ``existing`` found per PR, by fingerprint, read by resolve.
         self._found: dict[tuple[str, int], dict[str, PostedComment]] = {}
+
+    def endpoint(self, base_url: str, token: str) -> tuple[str, dict[str, str]]:
+        return base_url, {"X-GitHub-Api-Version": API_VERSION, **auth_headers(token)}
 
     async def existing(self, pr: PullRequestTarget) -> dict[str, PostedComment]:
         found: dict[str, PostedComment] = {}
@@ -216,9 +204,6 @@ class GitHubPublisher:
             await self._send("PATCH", f"{runs}/{check_id}", {"output": output})
         return check_id
 
-    async def close(self) -> None:
-        await self._http.close()
-
     async def _review(
         self, pr: PullRequestTarget, anchored: Sequence[tuple[Comment, int, int]]
     ) -> dict[str, PostedComment]:
@@ -287,7 +272,7 @@ class GitHubPublisher:
     async def _commentable(self, pr: PullRequestTarget) -> dict[str, dict[int, int]]:
         """Per file of the PR, its right-side diff lines mapped to their hunk's index."""
         lines: dict[str, dict[int, int]] = {}
-        async for entry in self._http.paginate(
+        async for entry in self.http.paginate(
             f"{self._pull(pr)}/files", params={"per_page": PAGE_SIZE}, accept=JSON_MEDIA_TYPE
         ):
             path = str(entry["filename"])
@@ -356,7 +341,7 @@ class GitHubPublisher:
         return known.get(comment_id, "")
 
     async def _graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        response = await self._http.send(
+        response = await self.http.send(
             "POST",
             self._graphql_url,
             json_body={"query": query, "variables": variables},
@@ -376,7 +361,7 @@ class GitHubPublisher:
         return data if isinstance(data, dict) else {}
 
     async def _send(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self._http.send(method, path, json_body=body, accept=JSON_MEDIA_TYPE)
+        response = await self.http.send(method, path, json_body=body, accept=JSON_MEDIA_TYPE)
         answer = response.json()
         return answer if isinstance(answer, dict) else {}
 

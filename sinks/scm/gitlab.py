@@ -26,7 +26,6 @@ as its id (as ``sources.gitlab_api`` does). The token goes in ``PRIVATE-TOKEN``.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -35,10 +34,9 @@ from urllib.parse import quote
 from processors.diff import parse_diff
 from processors.publishing import Comment, fingerprint_in
 from schemas.errors import ProcessorError
-from schemas.records import Finding
-from sinks.scm.base import PostedComment, PullRequestTarget
+from sinks.scm.base import PostedComment, PullRequestTarget, RestPublisher
 from sources.github_api import SourceFetchError
-from sources.http import ApiClient, Sleep
+from sources.gitlab_api import auth_headers
 
 PAGE_SIZE = 100
 _SUGGESTION_FENCE = re.compile(r"^```suggestion\b.*$", re.MULTILINE)
@@ -47,33 +45,22 @@ _SUGGESTION_FENCE = re.compile(r"^```suggestion\b.*$", re.MULTILINE)
 LineMap = dict[str, dict[int, int | None]]
 
 
-class GitLabPublisher:
+class GitLabPublisher(RestPublisher):
     """Posts, finds and resolves our merge request discussions on GitLab."""
 
     source = "gitlab"
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout_s: float = 10.0,
-        sleep: Sleep = asyncio.sleep,
-        max_attempts: int = 4,
-    ) -> None:
-        self._http = ApiClient(
-            base_url,
-            headers={"PRIVATE-TOKEN": token} if token else {},
-            timeout_s=timeout_s,
-            sleep=sleep,
-            max_attempts=max_attempts,
-        )
+    def __init__(self, base_url: str, token: str, **options: Any) -> None:
+        super().__init__(base_url, token, **options)
         self._refs: dict[tuple[str, int, str], dict[str, str]] = {}
         self._diffs: dict[tuple[str, int, str], tuple[LineMap, dict[str, str]]] = {}
 
+    def endpoint(self, base_url: str, token: str) -> tuple[str, dict[str, str]]:
+        return base_url, auth_headers(token)
+
     async def existing(self, pr: PullRequestTarget) -> dict[str, PostedComment]:
         found: dict[str, PostedComment] = {}
-        async for discussion in self._http.paginate(
+        async for discussion in self.http.paginate(
             f"{self._mr(pr)}/discussions", params={"per_page": PAGE_SIZE}
         ):
             notes = discussion.get("notes") or []
@@ -112,26 +99,12 @@ class GitLabPublisher:
             return  # the discussion is gone
         path = f"{self._mr(pr)}/discussions/{thread}"
         try:
-            await self._http.send("PUT", path, params={"resolved": "true"}, idempotent=True)
+            await self.http.send("PUT", path, params={"resolved": "true"}, idempotent=True)
         except SourceFetchError as exc:
             if exc.status == 404:
                 return
             if exc.status != 403 or await self._resolvable(path):
                 raise
-
-    async def report(
-        self,
-        pr: PullRequestTarget,
-        findings: Sequence[Finding],
-        *,
-        conclusion: str,
-        summary: str,
-        check_id: str = "",
-    ) -> str:
-        return ""
-
-    async def close(self) -> None:
-        await self._http.close()
 
     async def _post_one(
         self, pr: PullRequestTarget, refs: dict[str, str], comment: Comment
@@ -174,7 +147,7 @@ class GitLabPublisher:
         if position is not None:
             payload["position"] = position
         try:
-            response = await self._http.send(
+            response = await self.http.send(
                 "POST", f"{self._mr(pr)}/discussions", json_body=payload
             )
         except SourceFetchError as exc:
@@ -189,7 +162,7 @@ class GitLabPublisher:
         key = (pr.repo, pr.number, pr.head_sha)
         if key in self._refs:
             return self._refs[key]
-        merge_request = (await self._http.get(self._mr(pr))).json()
+        merge_request = (await self.http.get(self._mr(pr))).json()
         refs = merge_request.get("diff_refs") if isinstance(merge_request, dict) else None
         if not refs or not refs.get("head_sha"):
             raise SourceFetchError(
@@ -197,7 +170,7 @@ class GitLabPublisher:
             )
         chosen = {k: str(refs[k]) for k in ("base_sha", "start_sha", "head_sha")}
         if pr.head_sha and chosen["head_sha"] != pr.head_sha:
-            async for version in self._http.paginate(
+            async for version in self.http.paginate(
                 f"{self._mr(pr)}/versions", params={"per_page": PAGE_SIZE}
             ):
                 if version.get("head_commit_sha") == pr.head_sha:
@@ -214,7 +187,7 @@ class GitLabPublisher:
         """Every head line of the MR's diffs (with its base line if unchanged); base paths."""
         lines: LineMap = {}
         old_paths: dict[str, str] = {}
-        async for item in self._http.paginate(
+        async for item in self.http.paginate(
             f"{self._mr(pr)}/diffs", params={"per_page": PAGE_SIZE}
         ):
             new_path = str(item.get("new_path") or item.get("old_path") or "")
@@ -229,7 +202,7 @@ class GitLabPublisher:
 
     async def _resolvable(self, discussion_path: str) -> bool:
         """Whether a discussion can be resolved at all (a plain note cannot: leave it)."""
-        discussion = (await self._http.get(discussion_path)).json()
+        discussion = (await self.http.get(discussion_path)).json()
         notes = discussion.get("notes") if isinstance(discussion, dict) else None
         return bool(notes and notes[0].get("resolvable"))
 

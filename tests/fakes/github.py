@@ -9,11 +9,9 @@ makes (the PR diff, and file contents at a ref) in GitHub's documented shape.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from aiohttp import web
 
 from processors.diff import parse_diff
 from schemas.records import FileSnapshot, PullRequestEvent
+from tests.fakes.local_http import ThreadedServer
 
 GOLDEN = Path(__file__).resolve().parents[2] / ".." / "shared" / "golden" / "bugsinpy.jsonl"
 
@@ -132,7 +131,7 @@ def signed_request(
 
 
 @dataclass
-class FakeGitHubApi:
+class FakeGitHubApi(ThreadedServer):
     """GitHub's REST API for the PRs it was given, on a free port, in a thread."""
 
     prs: dict[tuple[str, int], GoldenPullRequest] = field(default_factory=dict)
@@ -144,40 +143,11 @@ class FakeGitHubApi:
     def add(self, pr: GoldenPullRequest) -> None:
         self.prs[(pr.repo, pr.number)] = pr
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> FakeGitHubApi:
-        self._loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake GitHub API did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-    def _serve(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._main(ready))
-
-    async def _main(self, ready: threading.Event) -> None:
-        self._stop = asyncio.Event()
+    def application(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/repos/{owner}/{name}/pulls/{number}", self._pull)
         app.router.add_get("/repos/{owner}/{name}/contents/{path:.+}", self._contents)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self.port)
-        await site.start()
-        self.port = runner.addresses[0][1]
-        ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
+        return app
 
     def _find(self, request: web.Request) -> GoldenPullRequest | None:
         self.requests += 1

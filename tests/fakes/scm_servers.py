@@ -23,10 +23,8 @@ exactly the golden change, split the way each vendor splits it.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,31 +69,15 @@ class FakeScmServers(FakeGitHubApi):
         if files_before is not None:
             self.files_before[(pr.repo, pr.number)] = dict(files_before)
 
-    def __enter__(self) -> FakeScmServers:
-        super().__enter__()
-        return self
-
     @property
     def azure_url(self) -> str:
         """The Azure DevOps organization URL (what its client takes as ``base_url``)."""
         return f"{self.url}/{AZURE_ORG}"
 
-    async def _main(self, ready: threading.Event) -> None:
-        # The parent's loop body with the other vendors' routes added: it builds
-        # its app inside ``_main``, so there is no smaller hook to extend.
-        self._stop = asyncio.Event()
-        app = web.Application()
-        app.router.add_get("/repos/{owner}/{name}/pulls/{number}", self._pull)
-        app.router.add_get("/repos/{owner}/{name}/contents/{path:.+}", self._contents)
+    def application(self) -> web.Application:
+        app = super().application()
         self.routes(app)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self.port)
-        await site.start()
-        self.port = runner.addresses[0][1]
-        ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
+        return app
 
     def _pr(self, repo: str, number: int | str) -> GoldenPullRequest:
         self.requests += 1

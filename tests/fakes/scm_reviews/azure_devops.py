@@ -58,8 +58,7 @@ class FakeAzureDevOpsReviews(FakeReviewServer):
         for file_diff in parse_diff(diff):
             if file_diff.status == "deleted":
                 continue
-            last = [n for hunk in file_diff.hunks for n, _ in hunk.head_lines()]
-            lengths[file_diff.path] = max(last, default=0)
+            lengths[file_diff.path] = max(file_diff.shown_lines, default=0)
         lengths.update(file_lengths or {})
         self.pulls[(repo, number)] = AzurePull(lengths)
 

@@ -15,19 +15,24 @@ answering in that SCM's documented shape. The base gives all of them:
 - an async context (``async with fake.serving() as url``) for async tests,
   and a thread (``with fake: fake.url``) for tests whose client is another
   process.
+
+The publisher tests drive a real publisher against a fake with ``serve``,
+and inject ``RecordedSleep`` so a Retry-After or a backoff is checked
+without being waited for.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Self
+from typing import TypeVar
 
 from aiohttp import web
+
+from sinks.scm.base import ScmPublisher
+from tests.fakes.local_http import ThreadedServer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -43,7 +48,7 @@ class Fault:
 
 
 @dataclass
-class FakeReviewServer:
+class FakeReviewServer(ThreadedServer):
     """Base of the fake SCM review APIs; subclasses implement ``routes``."""
 
     latency_s: float = 0.0
@@ -74,10 +79,6 @@ class FakeReviewServer:
         pattern = re.compile(path_regex)
         return sum(1 for m, p in self.calls if m == method.upper() and pattern.search(p))
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
         self.routes(app)
@@ -106,38 +107,39 @@ class FakeReviewServer:
                 return fault
         return None
 
-    @contextlib.asynccontextmanager
-    async def serving(self) -> AsyncIterator[str]:
-        """Serve on a free port in the running loop; yields the base URL."""
-        runner = web.AppRunner(self.application(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self.port)
-        await site.start()
-        self.port = runner.addresses[0][1]
-        try:
-            yield self.url
-        finally:
-            await runner.cleanup()
 
-    def __enter__(self) -> Self:
-        self._loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError(f"{type(self).__name__} did not start")
-        return self
+FakeT = TypeVar("FakeT", bound=FakeReviewServer)
+PublisherT = TypeVar("PublisherT", bound=ScmPublisher)
 
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
 
-    def _serve(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._main(ready))
+class RecordedSleep:
+    """An injected sleep that records the waits instead of sleeping."""
 
-    async def _main(self, ready: threading.Event) -> None:
-        self._stop = asyncio.Event()
-        async with self.serving():
-            ready.set()
-            await self._stop.wait()
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def serve(
+    fake: FakeT,
+    make_publisher: Callable[[str], PublisherT],
+    scenario: Callable[[FakeT, PublisherT], Awaitable[None]],
+) -> None:
+    """Run ``scenario`` with a publisher built on ``fake``'s URL while ``fake`` serves.
+
+    The publisher is closed twice afterwards, whatever the scenario did:
+    ``close`` must be safe to repeat.
+    """
+
+    async def main() -> None:
+        async with fake.serving() as url:
+            publisher = make_publisher(url)
+            try:
+                await scenario(fake, publisher)
+            finally:
+                await publisher.close()
+                await publisher.close()
+
+    asyncio.run(main())

@@ -46,9 +46,8 @@ def commentable(diff: str) -> tuple[dict[tuple[str, int], str], set[str]]:
             continue
         files.add(file_diff.path)
         added = set(file_diff.added_lines)
-        for hunk in file_diff.hunks:
-            for number, _ in hunk.head_lines():
-                lines[(file_diff.path, number)] = "ADDED" if number in added else "CONTEXT"
+        for number in sorted(file_diff.shown_lines):
+            lines[(file_diff.path, number)] = "ADDED" if number in added else "CONTEXT"
     return lines, files
 
 

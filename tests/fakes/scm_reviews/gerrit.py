@@ -59,8 +59,7 @@ class FakeGerritReviews(FakeReviewServer):
         """A change (or its next patch set) whose files are those of ``diff``."""
         lengths: dict[str, int] = {}
         for file in parse_diff(diff):
-            shown = [n for hunk in file.hunks for n, _ in hunk.head_lines()]
-            lengths[file.path] = max(shown, default=0)
+            lengths[file.path] = max(file.shown_lines, default=0)
         lengths.update(file_lengths or {})
         change = self.changes.setdefault((project, number), _Change(project, number))
         change.patch_sets.append(head_sha)

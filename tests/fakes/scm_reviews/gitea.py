@@ -72,9 +72,7 @@ class FakeGiteaReviews(FakeReviewServer):
         by default a file ends at the last line the diff shows.
         """
         owner, name = repo.split("/", 1)
-        shown: dict[str, set[int]] = {}
-        for file in parse_diff(diff):
-            shown[file.path] = {n for hunk in file.hunks for n, _ in hunk.head_lines()}
+        shown = {file.path: file.shown_lines for file in parse_diff(diff)}
         lengths = {path: max(lines, default=0) for path, lines in shown.items()}
         lengths.update(file_lengths or {})
         self.pulls[(owner, name, index)] = _Pull(owner, name, index, head_sha, diff, shown, lengths)

@@ -94,12 +94,17 @@ class FakeGitHubReviews(FakeReviewServer):
         bodies = [c["body"] for c in pull.comments + pull.issue_comments]
         return [fp for fp in map(fingerprint_in, bodies) if fp is not None]
 
-    def all_fingerprints(self) -> list[str]:
-        """The marker of every comment of ours on every PR, repeats kept (for benchmarks)."""
-        out: list[str] = []
-        for repo, number in list(self.pulls):
-            out += self.fingerprints(repo, number)
-        return out
+    def all_comments(self) -> list[tuple[str, int, str]]:
+        """(repo, number, fingerprint) of every comment of ours on every PR, repeats kept.
+
+        A fingerprint names a finding within its repo, not its PR: the same
+        code flagged in two PRs is two comments, one per PR.
+        """
+        return [
+            (repo, number, fp)
+            for repo, number in list(self.pulls)
+            for fp in self.fingerprints(repo, number)
+        ]
 
     def _pull(self, repo: str, number: int) -> _Pull:
         return self.pulls[(repo, number)]

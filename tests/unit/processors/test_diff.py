@@ -176,3 +176,14 @@ def test_truncation_marker_is_skipped_and_counted() -> None:
     assert only.path == "x.py" and only.added_lines == [1]
     assert split_truncation_marker(diff)[1] == 3
     assert split_truncation_marker("diff --git a/x b/x\n")[1] == 0
+
+
+def test_shown_lines_are_the_head_lines_of_every_hunk_and_none_for_a_deletion() -> None:
+    text = (
+        "--- a/x\n+++ b/x\n@@ -1,3 +1,3 @@\n a\n+b\n c\n-d\n@@ -20,2 +21,2 @@\n e\n-f\n+g\n"
+        "diff --git a/gone b/gone\ndeleted file mode 100644\n--- a/gone\n+++ /dev/null\n"
+        "@@ -1,1 +0,0 @@\n-x\n"
+    )
+    shown, gone = parse_diff(text)
+    assert shown.shown_lines == {1, 2, 3, 21, 22}
+    assert gone.shown_lines == set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import pytest
 
@@ -16,33 +17,22 @@ from processors.publishing import (
     summary,
     to_post,
 )
-from schemas.records import Finding
+from tests.fakes.findings import sample_finding
 
 FP = "ab" * 32
 
 
-def finding(**changes: object) -> Finding:
-    base = Finding(
-        fingerprint=FP,
-        event_id="e1",
-        tenant="t",
-        repo="o/r",
-        pr_number=7,
-        head_sha="h" * 40,
-        path="app.py",
-        start_line=3,
-        end_line=3,
-        rule_id="ruff:B006",
-        category="bug",
-        severity="MEDIUM",
-        confidence=0.55,
-        message="Do not use mutable data structures for argument defaults",
-        origin="triage",
-        received_at_ms=1,
-        created_at_ms=2,
-        source="github",
-    )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+# The fields the assertions below read; the rest is the shared sample's.
+finding = functools.partial(
+    sample_finding,
+    fingerprint=FP,
+    path="app.py",
+    start_line=3,
+    end_line=3,
+    rule_id="ruff:B006",
+    message="Do not use mutable data structures for argument defaults",
+    confidence=0.55,
+)
 
 
 def test_the_marker_survives_in_the_rendered_body_and_reads_back() -> None:
@@ -101,7 +91,7 @@ def test_a_multi_line_patch_covering_the_range_exactly_is_a_suggestion() -> None
 def test_shown_and_dismissed_findings_are_not_posted_and_repeats_collapse() -> None:
     a, b, c = (finding(fingerprint=ch * 64) for ch in "abc")
     moved = dataclasses.replace(a, start_line=9)
-    wanted = to_post([a, b, c, moved], shown={"b" * 64: True}, dismissed={"c" * 64})
+    wanted = to_post([a, b, c, moved], shown={"b" * 64}, dismissed={"c" * 64})
     assert wanted == [moved]
 
 

@@ -7,8 +7,8 @@ newline not); with columns the end is exclusive.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
+import functools
 import json
 from typing import Any
 
@@ -16,34 +16,20 @@ import pytest
 
 from processors.rdjson import rd_severity, to_diagnostic, to_rdjson, to_rdjsonl
 from schemas.errors import ProcessorError
-from schemas.records import Finding
+from tests.fakes.findings import sample_finding
 
-BASE = Finding(
+finding = functools.partial(
+    sample_finding,
     fingerprint="f" * 64,
-    event_id="ev-1",
-    tenant="acme",
-    repo="acme/api",
-    pr_number=7,
-    head_sha="a" * 40,
-    path="src/app.py",
-    start_line=3,
-    end_line=4,
     rule_id="ruff:F821",
-    category="bug",
     severity="MEDIUM",
     confidence=0.6,
     message="undefined name `y`",
     origin="triage",
-    received_at_ms=1,
-    created_at_ms=2,
 )
 OLD = ["import os", "", "def f(n):", "    return y", "", "x = 1"]
 DIAGNOSTIC_KEYS = {"message", "location", "severity", "source", "code", "suggestions",
                    "original_output"}  # fmt: skip
-
-
-def finding(**changes: Any) -> Finding:
-    return dataclasses.replace(BASE, **changes)
 
 
 def patch(new: list[str], context: int = 0) -> str:

@@ -9,8 +9,8 @@ made from.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
+import functools
 import json
 from importlib import resources
 from typing import Any
@@ -18,22 +18,16 @@ from typing import Any
 import pytest
 from jsonschema import Draft4Validator
 
-from processors.sarif import FINGERPRINT_KEY, SARIF_SCHEMA, level, patch_edits, to_sarif
+from processors.patches import patch_edits
+from processors.sarif import FINGERPRINT_KEY, SARIF_SCHEMA, level, to_sarif
 from schemas.errors import ProcessorError
 from schemas.records import Finding
+from tests.fakes.findings import sample_finding
 
-BASE = Finding(
+finding = functools.partial(
+    sample_finding,
     fingerprint="0" * 64,
-    event_id="ev-1",
-    tenant="acme",
-    repo="acme/api",
-    pr_number=7,
-    head_sha="a" * 40,
-    path="src/app.py",
-    start_line=3,
-    end_line=4,
     rule_id="llm:bug",
-    category="bug",
     severity="HIGH",
     confidence=0.8,
     message="off by one",
@@ -44,10 +38,6 @@ BASE = Finding(
     source="github",
 )
 OLD = ["import os", "", "def f(n):", "    return n + 1", "", "def g():", "    pass", "x = 1"]
-
-
-def finding(**changes: Any) -> Finding:
-    return dataclasses.replace(BASE, **changes)
 
 
 def patch(old: list[str], new: list[str], path: str = "src/app.py", context: int = 0) -> str:

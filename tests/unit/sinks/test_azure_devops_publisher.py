@@ -7,18 +7,19 @@ documented shape, the calls made, the fallbacks, retries and resolution.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from processors.publishing import Comment, render, to_post
-from schemas.records import Finding
+from processors.publishing import render, to_post
 from sinks.scm.azure_devops import AzureDevOpsPublisher
 from sinks.scm.base import PostedComment, PullRequestTarget
 from sources.github_api import SourceFetchError
 from tests.fakes.scm_reviews.azure_devops import FakeAzureDevOpsReviews
+from tests.fakes.scm_reviews.base import RecordedSleep, serve
+from tests.fakes.scm_reviews.findings import review_comment, review_finding
 
 REPO = "Widgets/widgets-api"
 NUMBER = 42
@@ -40,64 +41,24 @@ diff --git a/src/core.py b/src/core.py
 FILE_LENGTHS = {"src/core.py": 60}
 
 
-def finding(number: int, path: str, start: int, end: int | None = None) -> Finding:
-    return Finding(
-        fingerprint=f"{number:032x}",
-        event_id="event-1",
-        tenant="widgets",
-        repo=REPO,
-        pr_number=NUMBER,
-        head_sha="b" * 40,
-        path=path,
-        start_line=start,
-        end_line=end if end is not None else start,
-        rule_id=f"rule-{number}",
-        category="correctness",
-        severity="MEDIUM",
-        confidence=0.8,
-        message=f"Finding number {number}.",
-        origin="static",
-        received_at_ms=1,
-        created_at_ms=2,
-        source="azure-devops",
-    )
-
-
-def comment(number: int, path: str, start: int, end: int | None = None) -> Comment:
-    return render(finding(number, path, start, end), suggestions=False)
-
-
-class RecordingSleep:
-    """An injected sleep that records the waits instead of waiting."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
+PR = PullRequestTarget("azure-devops", "widgets", REPO, NUMBER, "b" * 40)
+finding = functools.partial(review_finding, on=PR)
+comment = functools.partial(review_comment, on=PR)
 
 Scenario = Callable[
     [FakeAzureDevOpsReviews, AzureDevOpsPublisher, PullRequestTarget], Awaitable[None]
 ]
 
 
-def run(scenario: Scenario, fake: FakeAzureDevOpsReviews | None = None) -> RecordingSleep:
-    fake = fake or FakeAzureDevOpsReviews()
-    fake.add_pull(REPO, NUMBER, DIFF, file_lengths=FILE_LENGTHS)
-    sleep = RecordingSleep()
-    pr = PullRequestTarget("azure-devops", "widgets", REPO, NUMBER, "b" * 40)
-
-    async def main() -> None:
-        async with fake.serving():
-            publisher = AzureDevOpsPublisher(fake.org_url, "pat-token", sleep=sleep)
-            try:
-                await scenario(fake, publisher, pr)
-            finally:
-                await publisher.close()
-                await publisher.close()
-
-    asyncio.run(main())
+def run(scenario: Scenario, fake: FakeAzureDevOpsReviews | None = None) -> RecordedSleep:
+    served = fake or FakeAzureDevOpsReviews()
+    served.add_pull(REPO, NUMBER, DIFF, file_lengths=FILE_LENGTHS)
+    sleep = RecordedSleep()
+    serve(
+        served,
+        lambda _url: AzureDevOpsPublisher(served.org_url, "pat-token", sleep=sleep),
+        lambda f, pub: scenario(f, pub, PR),
+    )
     return sleep
 
 

@@ -8,19 +8,20 @@ these APIs.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from processors.publishing import Comment, render, to_post
-from schemas.records import Finding
+from processors.publishing import render, to_post
 from sinks.scm.base import PostedComment, PullRequestTarget
 from sinks.scm.bitbucket_cloud import BitbucketCloudPublisher
 from sinks.scm.bitbucket_dc import BitbucketDcPublisher
 from sources.github_api import SourceFetchError
+from tests.fakes.scm_reviews.base import RecordedSleep, serve
 from tests.fakes.scm_reviews.bitbucket import FakeBitbucketCloudReviews, FakeBitbucketDcReviews
+from tests.fakes.scm_reviews.findings import review_comment, review_finding
 
 CLOUD_REPO = "acme/widgets"
 DC_REPO = "PROJ/widgets"
@@ -54,86 +55,39 @@ index 0000000..3333333
 """
 
 
-def finding(number: int, path: str, start: int, end: int | None = None) -> Finding:
-    return Finding(
-        fingerprint=f"{number:016x}",
-        event_id="event-1",
-        tenant="acme",
-        repo=CLOUD_REPO,
-        pr_number=NUMBER,
-        head_sha="a" * 40,
-        path=path,
-        start_line=start,
-        end_line=end if end is not None else start,
-        rule_id=f"rule-{number}",
-        category="correctness",
-        severity="HIGH",
-        confidence=0.9,
-        message=f"Finding number {number}.",
-        origin="llm",
-        received_at_ms=1,
-        created_at_ms=2,
-        source="bitbucket",
-    )
+CLOUD_PR = PullRequestTarget("bitbucket-cloud", "acme", CLOUD_REPO, NUMBER, "a" * 40)
+DC_PR = PullRequestTarget("bitbucket-dc", "acme", DC_REPO, NUMBER, "a" * 40)
+# The Data Center tests use these too: nothing they check reads the PR fields of a finding.
+finding = functools.partial(review_finding, on=CLOUD_PR)
+comment = functools.partial(review_comment, on=CLOUD_PR)
 
-
-def comment(number: int, path: str, start: int, end: int | None = None) -> Comment:
-    return render(finding(number, path, start, end), suggestions=False)
-
-
-def target(source: str, repo: str) -> PullRequestTarget:
-    return PullRequestTarget(
-        source=source, tenant="acme", repo=repo, number=NUMBER, head_sha="a" * 40
-    )
-
-
-class RecordingSleep:
-    """An injected sleep that records the waits instead of waiting."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
+Fake = FakeBitbucketCloudReviews | FakeBitbucketDcReviews
 Publisher = BitbucketCloudPublisher | BitbucketDcPublisher
 Scenario = Callable[[Any, Any, PullRequestTarget], Awaitable[None]]
 
 
-def run_cloud(scenario: Scenario, fake: FakeBitbucketCloudReviews | None = None) -> RecordingSleep:
-    fake = fake or FakeBitbucketCloudReviews()
-    fake.add_pull(CLOUD_REPO, NUMBER, DIFF)
-    sleep = RecordingSleep()
-
-    async def main() -> None:
-        async with fake.serving() as url:
-            publisher = BitbucketCloudPublisher(url, "user:app-password", sleep=sleep)
-            try:
-                await scenario(fake, publisher, target("bitbucket-cloud", CLOUD_REPO))
-            finally:
-                await publisher.close()
-                await publisher.close()
-
-    asyncio.run(main())
+def run_on(
+    fake: Fake,
+    publisher: Callable[..., Publisher],
+    pr: PullRequestTarget,
+    token: str,
+    scenario: Scenario,
+) -> RecordedSleep:
+    """Serve ``fake`` with the PR of ``DIFF`` and run ``scenario`` against ``publisher``."""
+    fake.add_pull(pr.repo, NUMBER, DIFF)
+    sleep = RecordedSleep()
+    serve(fake, lambda url: publisher(url, token, sleep=sleep), lambda f, pub: scenario(f, pub, pr))
     return sleep
 
 
-def run_dc(scenario: Scenario, fake: FakeBitbucketDcReviews | None = None) -> RecordingSleep:
-    fake = fake or FakeBitbucketDcReviews()
-    fake.add_pull(DC_REPO, NUMBER, DIFF)
-    sleep = RecordingSleep()
+def run_cloud(scenario: Scenario, fake: FakeBitbucketCloudReviews | None = None) -> RecordedSleep:
+    served = fake or FakeBitbucketCloudReviews()
+    return run_on(served, BitbucketCloudPublisher, CLOUD_PR, "user:app-password", scenario)
 
-    async def main() -> None:
-        async with fake.serving() as url:
-            publisher = BitbucketDcPublisher(url, "http-token", sleep=sleep)
-            try:
-                await scenario(fake, publisher, target("bitbucket-dc", DC_REPO))
-            finally:
-                await publisher.close()
 
-    asyncio.run(main())
-    return sleep
+def run_dc(scenario: Scenario, fake: FakeBitbucketDcReviews | None = None) -> RecordedSleep:
+    served = fake or FakeBitbucketDcReviews()
+    return run_on(served, BitbucketDcPublisher, DC_PR, "http-token", scenario)
 
 
 # --- Bitbucket Cloud -------------------------------------------------------------------------

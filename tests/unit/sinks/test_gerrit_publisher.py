@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 
 import pytest
 
-from processors.publishing import Comment, fingerprint_in, marker
+from processors.publishing import fingerprint_in
 from sinks.scm.base import PullRequestTarget, build_publisher
 from sinks.scm.gerrit import RESOLVED_TEXT, TAG, GerritPublisher
 from sources.github_api import SourceFetchError
+from tests.fakes.scm_reviews.base import RecordedSleep, serve
+from tests.fakes.scm_reviews.findings import review_comment
 from tests.fakes.scm_reviews.gerrit import FakeGerritReviews
 
 PROJECT = "platform/core"
@@ -37,40 +40,22 @@ LENGTHS = {"app/main.py": 40, "app/util.py": 30}
 PR = PullRequestTarget("gerrit", "acme", PROJECT, NUMBER, HEAD)
 
 
-def comment(n: int, path: str, start: int, end: int | None = None) -> Comment:
-    fp = f"{n:016x}"
-    return Comment(
-        fingerprint=fp,
-        path=path,
-        start_line=start,
-        end_line=end or start,
-        body=f"**Medium bug: r{n}**\n\nSomething is off.\n{marker(fp)}",
-        severity="MEDIUM",
-        title=f"Medium bug: r{n}",
-    )
+comment = functools.partial(review_comment, on=PR)
 
 
 def run(
     scenario: Callable[[FakeGerritReviews, GerritPublisher, list[float]], Awaitable[None]],
-    **options: object,
+    *,
+    robot_comments: bool = False,
 ) -> None:
     fake = FakeGerritReviews()
     fake.add_pull(PROJECT, NUMBER, HEAD, DIFF, file_lengths=LENGTHS)
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    async def main() -> None:
-        async with fake.serving() as url:
-            publisher = GerritPublisher(url, "bot:secret", sleep=sleep, **options)  # type: ignore[arg-type]
-            try:
-                await scenario(fake, publisher, waits)
-            finally:
-                await publisher.close()
-                await publisher.close()
-
-    asyncio.run(main())
+    sleep = RecordedSleep()
+    serve(
+        fake,
+        lambda url: GerritPublisher(url, "bot:secret", sleep=sleep, robot_comments=robot_comments),
+        lambda f, pub: scenario(f, pub, sleep.waits),
+    )
 
 
 def test_batch_is_one_review_call_with_every_comment_on_its_line() -> None:

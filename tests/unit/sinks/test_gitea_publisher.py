@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
-from processors.publishing import Comment, fingerprint_in, marker
+from processors.publishing import fingerprint_in
 from sinks.scm.base import PullRequestTarget, build_publisher
-from sinks.scm.gitea import OUTDATED_PREFIX, GiteaPublisher
+from sinks.scm.gitea import OUTDATED_PREFIX, ForgejoPublisher, GiteaPublisher
 from sources.github_api import SourceFetchError
+from tests.fakes.scm_reviews.base import RecordedSleep, serve
+from tests.fakes.scm_reviews.findings import review_comment
 from tests.fakes.scm_reviews.gitea import FakeGiteaReviews
 
 REPO = "acme/widgets"
@@ -41,42 +45,28 @@ LENGTHS = {"src/app.py": 60, "src/lib.py": 20}
 PR = PullRequestTarget("gitea", "acme", REPO, INDEX, HEAD)
 
 
-def comment(n: int, path: str, start: int, end: int | None = None) -> Comment:
-    fp = f"{n:016x}"
-    return Comment(
-        fingerprint=fp,
-        path=path,
-        start_line=start,
-        end_line=end or start,
-        body=f"**High bug: r{n}**\n\nSomething is off.\n{marker(fp)}",
-        severity="HIGH",
-        title=f"High bug: r{n}",
-    )
+BY_SOURCE: dict[str, type[GiteaPublisher]] = {
+    "gitea": GiteaPublisher,
+    "forgejo": ForgejoPublisher,
+}
+
+comment = functools.partial(review_comment, on=PR, severity="HIGH")
 
 
 def run(
     scenario: Callable[[FakeGiteaReviews, GiteaPublisher, list[float]], Awaitable[None]],
     *,
     source: str = "gitea",
-    **fake_options: object,
+    **fake_options: Any,
 ) -> None:
-    fake = FakeGiteaReviews(**fake_options)  # type: ignore[arg-type]
+    fake = FakeGiteaReviews(**fake_options)
     fake.add_pull(REPO, INDEX, HEAD, DIFF, file_lengths=LENGTHS)
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    async def main() -> None:
-        async with fake.serving() as url:
-            publisher = GiteaPublisher(url, "t0ken", sleep=sleep, source=source)
-            try:
-                await scenario(fake, publisher, waits)
-            finally:
-                await publisher.close()
-                await publisher.close()
-
-    asyncio.run(main())
+    sleep = RecordedSleep()
+    serve(
+        fake,
+        lambda url: BY_SOURCE[source](url, "t0ken", sleep=sleep),
+        lambda f, pub: scenario(f, pub, sleep.waits),
+    )
 
 
 def test_batch_is_one_review_with_every_comment_on_a_diff_line() -> None:
@@ -290,7 +280,7 @@ def test_report_makes_no_call_and_registry_builds_both_sources() -> None:
     run(scenario)
     for source in ("gitea", "forgejo"):
         built = build_publisher(source, base_url="http://127.0.0.1:1", token="t")
-        assert isinstance(built, GiteaPublisher) and built.source == source
+        assert type(built) is BY_SOURCE[source] and built.source == source
         asyncio.run(built.close())
     with pytest.raises(ValueError):
-        GiteaPublisher("http://127.0.0.1:1", "t", source="github")
+        build_publisher("gogs", base_url="http://127.0.0.1:1", token="t")

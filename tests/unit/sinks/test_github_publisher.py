@@ -6,123 +6,43 @@ diff, as GitHub does, so the fallback path is the real one.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
 
-from processors.publishing import Comment, render, to_post
-from schemas.records import Finding
+from processors.publishing import render, to_post
 from sinks.scm.base import PullRequestTarget, build_publisher
 from sinks.scm.github import GitHubPublisher, graphql_url
 from sources.github_api import SourceFetchError
+from tests.fakes.scm_reviews.base import RecordedSleep, serve
+from tests.fakes.scm_reviews.diffs import RANGE_FIX, TWO_FILE_DIFF
+from tests.fakes.scm_reviews.findings import comments_of, review_finding
 from tests.fakes.scm_reviews.github import FakeGitHubReviews
 
 REPO = "octo/app"
 HEAD = "a" * 40
 PR = PullRequestTarget("github", "t1", REPO, 7, HEAD)
-DIFF = (
-    "diff --git a/src/app.py b/src/app.py\n"
-    "--- a/src/app.py\n"
-    "+++ b/src/app.py\n"
-    "@@ -1,6 +1,8 @@\n"
-    " import os\n"
-    "+import sys\n"
-    " \n"
-    " def main():\n"
-    "-    print(os.getcwd())\n"
-    "+    print(os.getcwd(), sys.argv)\n"
-    "+    return 0\n"
-    " \n"
-    " def other():\n"
-    "@@ -20,3 +22,4 @@ def helper():\n"
-    "     a = 1\n"
-    "     b = 2\n"
-    "+    c = 3\n"
-    "     return a + b\n"
-    "diff --git a/src/new.py b/src/new.py\n"
-    "new file mode 100644\n"
-    "--- /dev/null\n"
-    "+++ b/src/new.py\n"
-    "@@ -0,0 +1,3 @@\n"
-    "+VALUE = 1\n"
-    "+OTHER = 2\n"
-    "+THIRD = 3\n"
-)
-FIX = (
-    "--- a/src/app.py\n+++ b/src/app.py\n@@ -5,2 +5,2 @@\n"
-    "-    print(os.getcwd(), sys.argv)\n-    return 0\n+    print(sys.argv)\n+    return 1\n"
-)
 
-
-def finding(seed: str, path: str, start: int, end: int = 0, **extra: object) -> Finding:
-    fields: dict[str, object] = {
-        "fingerprint": hashlib.sha256(seed.encode()).hexdigest()[:32],
-        "event_id": "e1",
-        "tenant": "t1",
-        "repo": REPO,
-        "pr_number": 7,
-        "head_sha": HEAD,
-        "path": path,
-        "start_line": start,
-        "end_line": end or start,
-        "rule_id": f"rule.{seed}",
-        "category": "bug",
-        "severity": "MEDIUM",
-        "confidence": 0.8,
-        "message": f"Problem {seed}.",
-        "origin": "rules",
-        "received_at_ms": 1,
-        "created_at_ms": 2,
-        "source": "github",
-    }
-    fields.update(extra)
-    return Finding(**fields)  # type: ignore[arg-type]
-
+finding = functools.partial(review_finding, on=PR)
 
 INLINE = [
     finding("one", "src/app.py", 2),
-    finding("range", "src/app.py", 5, 6, suggestion=FIX, severity="HIGH"),
+    finding("range", "src/app.py", 5, 6, suggestion=RANGE_FIX, severity="HIGH"),
     finding("new", "src/new.py", 1, 3),
 ]
-
-
-class Waits:
-    """An injected sleep that records the waits instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.seen: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.seen.append(seconds)
 
 
 def run(
     body: Callable[[FakeGitHubReviews, GitHubPublisher], Awaitable[None]],
     *,
     page_size: int = 100,
-    waits: Waits | None = None,
-) -> FakeGitHubReviews:
+    sleep: RecordedSleep | None = None,
+) -> None:
     fake = FakeGitHubReviews(page_size=page_size)
-    fake.add_pull(REPO, 7, DIFF, head_sha=HEAD)
-
-    async def main() -> None:
-        async with fake.serving() as url:
-            publisher = GitHubPublisher(url, "ghs_token", sleep=waits or Waits())
-            try:
-                await body(fake, publisher)
-            finally:
-                await publisher.close()
-                await publisher.close()
-
-    asyncio.run(main())
-    return fake
-
-
-def comments_of(findings: list[Finding]) -> list[Comment]:
-    return [render(f) for f in findings]
+    fake.add_pull(REPO, 7, TWO_FILE_DIFF, head_sha=HEAD)
+    serve(fake, lambda url: GitHubPublisher(url, "ghs_token", sleep=sleep or RecordedSleep()), body)
 
 
 def test_a_batch_is_one_review_on_the_right_lines_with_the_body_verbatim() -> None:
@@ -213,7 +133,7 @@ def test_lines_outside_the_diff_fall_back_to_file_and_pr_notes_that_existing_fin
 
 
 def test_a_suggestion_outside_its_hunk_becomes_a_plain_block_on_the_file() -> None:
-    [comment] = comments_of([finding("fix", "src/app.py", 5, 6, suggestion=FIX)])
+    [comment] = comments_of([finding("fix", "src/app.py", 5, 6, suggestion=RANGE_FIX)])
     moved = replace(comment, start_line=7, end_line=9)
 
     async def body(fake: FakeGitHubReviews, publisher: GitHubPublisher) -> None:
@@ -242,17 +162,17 @@ def test_a_422_for_another_reason_is_raised_not_looped() -> None:
 
 
 def test_429_with_retry_after_waits_the_asked_time_and_posts_once() -> None:
-    waits = Waits()
+    sleep = RecordedSleep()
 
     async def body(fake: FakeGitHubReviews, publisher: GitHubPublisher) -> None:
         fake.fail("POST", r"/reviews$", 429, headers={"Retry-After": "7"})
         posted = await publisher.post(PR, comments_of(INLINE))
         assert len(posted) == 3
-        assert waits.seen == [7.0]
+        assert sleep.waits == [7.0]
         assert fake.calls_to("POST", r"/reviews$") == 2
         assert len(fake.comments(REPO, 7)) == 3
 
-    run(body, waits=waits)
+    run(body, sleep=sleep)
 
 
 @pytest.mark.parametrize("after", [False, True])

@@ -7,19 +7,20 @@ fallback paths are the real ones.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from processors.publishing import Comment, fingerprint_in, marker, render, to_post
-from schemas.records import Finding
+from processors.publishing import fingerprint_in, marker, to_post
 from sinks.scm.base import PullRequestTarget, build_publisher
 from sinks.scm.gitlab import GitLabPublisher
 from sources.github_api import SourceFetchError
+from tests.fakes.scm_reviews.base import RecordedSleep, serve
+from tests.fakes.scm_reviews.diffs import RANGE_FIX, TWO_FILE_DIFF
+from tests.fakes.scm_reviews.findings import comments_of, review_finding
 from tests.fakes.scm_reviews.gitlab import FakeGitLabReviews
 
 REPO = "group/sub/app"
@@ -27,106 +28,26 @@ HEAD = "a" * 40
 BASE = "b" * 40
 MR = PullRequestTarget("gitlab", "t1", REPO, 5, HEAD)
 DIFFS = "/discussions$"
-DIFF = (
-    "diff --git a/src/app.py b/src/app.py\n"
-    "--- a/src/app.py\n"
-    "+++ b/src/app.py\n"
-    "@@ -1,6 +1,8 @@\n"
-    " import os\n"
-    "+import sys\n"
-    " \n"
-    " def main():\n"
-    "-    print(os.getcwd())\n"
-    "+    print(os.getcwd(), sys.argv)\n"
-    "+    return 0\n"
-    " \n"
-    " def other():\n"
-    "@@ -20,3 +22,4 @@ def helper():\n"
-    "     a = 1\n"
-    "     b = 2\n"
-    "+    c = 3\n"
-    "     return a + b\n"
-    "diff --git a/src/new.py b/src/new.py\n"
-    "new file mode 100644\n"
-    "--- /dev/null\n"
-    "+++ b/src/new.py\n"
-    "@@ -0,0 +1,3 @@\n"
-    "+VALUE = 1\n"
-    "+OTHER = 2\n"
-    "+THIRD = 3\n"
-)
-FIX = (
-    "--- a/src/app.py\n+++ b/src/app.py\n@@ -5,2 +5,2 @@\n"
-    "-    print(os.getcwd(), sys.argv)\n-    return 0\n+    print(sys.argv)\n+    return 1\n"
-)
 
-
-def finding(seed: str, path: str, start: int, end: int = 0, **extra: object) -> Finding:
-    fields: dict[str, object] = {
-        "fingerprint": hashlib.sha256(seed.encode()).hexdigest()[:32],
-        "event_id": "e1",
-        "tenant": "t1",
-        "repo": REPO,
-        "pr_number": 5,
-        "head_sha": HEAD,
-        "path": path,
-        "start_line": start,
-        "end_line": end or start,
-        "rule_id": f"rule.{seed}",
-        "category": "bug",
-        "severity": "MEDIUM",
-        "confidence": 0.8,
-        "message": f"Problem {seed}.",
-        "origin": "rules",
-        "received_at_ms": 1,
-        "created_at_ms": 2,
-        "source": "gitlab",
-    }
-    fields.update(extra)
-    return Finding(**fields)  # type: ignore[arg-type]
-
+finding = functools.partial(review_finding, on=MR)
 
 # Added lines only: each lands on the first try.
 ADDED = [
     finding("one", "src/app.py", 2),
-    finding("range", "src/app.py", 5, 6, suggestion=FIX),
+    finding("range", "src/app.py", 5, 6, suggestion=RANGE_FIX),
     finding("new", "src/new.py", 1, 3),
 ]
-
-
-class Waits:
-    """An injected sleep that records the waits instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.seen: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.seen.append(seconds)
 
 
 def run(
     body: Callable[[FakeGitLabReviews, GitLabPublisher], Awaitable[None]],
     *,
     page_size: int = 100,
-    waits: Waits | None = None,
+    sleep: RecordedSleep | None = None,
 ) -> None:
     fake = FakeGitLabReviews(page_size=page_size)
-    fake.add_merge_request(REPO, 5, DIFF, head_sha=HEAD, base_sha=BASE)
-
-    async def main() -> None:
-        async with fake.serving() as url:
-            publisher = GitLabPublisher(url, "glpat", sleep=waits or Waits())
-            try:
-                await body(fake, publisher)
-            finally:
-                await publisher.close()
-                await publisher.close()
-
-    asyncio.run(main())
-
-
-def comments_of(findings: list[Finding]) -> list[Comment]:
-    return [render(f) for f in findings]
+    fake.add_merge_request(REPO, 5, TWO_FILE_DIFF, head_sha=HEAD, base_sha=BASE)
+    serve(fake, lambda url: GitLabPublisher(url, "glpat", sleep=sleep or RecordedSleep()), body)
 
 
 def first_notes(fake: FakeGitLabReviews) -> dict[str, dict[str, Any]]:
@@ -212,7 +133,7 @@ def test_lines_outside_the_diff_fall_back_to_file_then_plain_discussions() -> No
 
 
 def test_a_suggestion_on_a_fallback_note_is_a_plain_block() -> None:
-    [comment] = comments_of([finding("fix", "src/app.py", 5, 6, suggestion=FIX)])
+    [comment] = comments_of([finding("fix", "src/app.py", 5, 6, suggestion=RANGE_FIX)])
     moved = replace(comment, start_line=14, end_line=15)
 
     async def body(fake: FakeGitLabReviews, publisher: GitLabPublisher) -> None:
@@ -226,17 +147,17 @@ def test_a_suggestion_on_a_fallback_note_is_a_plain_block() -> None:
 
 
 def test_429_with_retry_after_waits_the_asked_time_and_posts_once() -> None:
-    waits = Waits()
+    sleep = RecordedSleep()
 
     async def body(fake: FakeGitLabReviews, publisher: GitLabPublisher) -> None:
         fake.fail("POST", DIFFS, 429, headers={"Retry-After": "3"})
         posted = await publisher.post(MR, comments_of(ADDED[:1]))
         assert len(posted) == 1
-        assert waits.seen == [3.0]
+        assert sleep.waits == [3.0]
         assert fake.calls_to("POST", DIFFS) == 2
         assert len(fake.discussions(REPO, 5)) == 1
 
-    run(body, waits=waits)
+    run(body, sleep=sleep)
 
 
 @pytest.mark.parametrize("after", [False, True])
@@ -316,7 +237,9 @@ def test_an_older_head_takes_the_diff_refs_of_its_mr_version() -> None:
     newer = "c" * 40
 
     async def body(fake: FakeGitLabReviews, publisher: GitLabPublisher) -> None:
-        fake.add_merge_request(REPO, 5, DIFF, head_sha=newer, base_sha=BASE, start_sha="d" * 40)
+        fake.add_merge_request(
+            REPO, 5, TWO_FILE_DIFF, head_sha=newer, base_sha=BASE, start_sha="d" * 40
+        )
         await publisher.post(MR, comments_of(ADDED[:1]))
         await publisher.post(replace(MR, head_sha=newer), comments_of(ADDED[1:2]))
         shas = [

@@ -22,6 +22,7 @@ from sinks.scm.base import PostedComment, PullRequestTarget
 from sources.github_api import SourceFetchError
 from streams.emitter import Emitter
 from streams.publish import CommentLedger, PublishDeps, publish_pr, resolve_gone
+from tests.fakes.findings import sample_finding
 
 LIVE = PublishSettings(modes={"*": "live"}, retry_base_s=0.0, retry_max_s=0.0)
 
@@ -87,24 +88,13 @@ class MemoryScm:
 
 
 def finding(ch: str, severity: str = "MEDIUM", head: str = "h1") -> Finding:
-    return Finding(
+    return sample_finding(
         fingerprint=ch * 64,
-        event_id="e",
         tenant="t",
         repo="o/r",
         pr_number=1,
         head_sha=head,
-        path="a.py",
-        start_line=3,
-        end_line=3,
-        rule_id="ruff:B006",
-        category="bug",
         severity=severity,
-        confidence=0.5,
-        message="m",
-        origin="triage",
-        received_at_ms=1,
-        created_at_ms=2,
         source="github",
     )
 
