@@ -20,7 +20,7 @@ Prints one JSON line: findings, prs, findings_per_pr, findings_per_s (first
 produce to last comment), p50_ms/p95_ms (produce to the comment being
 stored by the fake, per finding), duplicates, api_calls, api_calls_per_finding
 (every call the fake received: reviews, reads after restarts, check runs),
-api_calls_per_finding_without_checks, restarts, wall_s.
+api_calls_per_finding_without_checks, api_calls_by_kind, restarts, wall_s.
 """
 
 from __future__ import annotations
@@ -103,6 +103,11 @@ def main() -> None:
             stop_platform(settings)
     calls = len(fake.calls)
     checks = fake.calls_to("POST", "/check-runs") + fake.calls_to("PATCH", "/check-runs")
+    # "POST reviews", "POST graphql", ...: the last path segment that is not an id.
+    by_kind = Counter(
+        f"{method} {next(p for p in reversed(path.split('/')) if p and not p.isdigit())}"
+        for method, path in fake.calls
+    )
     print(
         json.dumps(
             {
@@ -116,6 +121,7 @@ def main() -> None:
                 "api_calls_per_finding_without_checks": round(
                     (calls - checks) / max(len(findings), 1), 3
                 ),
+                "api_calls_by_kind": dict(sorted(by_kind.items())),
                 "latency_ms": args.latency_ms,
             }
         )

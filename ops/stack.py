@@ -186,12 +186,14 @@ def milvus_healthy(uri: str, timeout_s: float = 2.0, *, token: str = "") -> bool
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 
+    from sinks.milvus import GRPC_OPTIONS
+
     host_port = uri.split("://", 1)[-1].split("/", 1)[0]
     host, _, port = host_port.rpartition(":")
     if host in (HOST, "localhost") and port.isdigit() and not port_open(host, int(port)):
         return False
     try:
-        client = MilvusClient(uri=uri, token=token, timeout=timeout_s)
+        client = MilvusClient(uri=uri, token=token, timeout=timeout_s, grpc_options=GRPC_OPTIONS)
         try:
             client.list_collections()
         finally:

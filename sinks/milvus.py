@@ -33,6 +33,14 @@ from schemas.records import CodeChunk
 
 # VARCHAR widths (bytes). Identity fields that do not fit are an error; display
 # fields (path, symbol) are cut to fit, because a long symbol must not lose a row.
+# pymilvus pings every 10 s even on an idle channel; milvus-lite's gRPC server
+# allows a ping without calls once per 5 minutes and, after two early ones,
+# closes the channel with GOAWAY "too_many_pings", failing the next calls.
+# Seen in the e2e suite whenever a worker's or a test's channel sat idle.
+# Pings while calls are active still detect a dead server.
+GRPC_OPTIONS = {"grpc.keepalive_permit_without_calls": False}
+
+
 _WIDTHS = {
     "chunk_id": 128,
     "tenant": 128,
@@ -106,7 +114,9 @@ class MilvusSink:
         if self._client is not None:
             return
         with _mapped("connect"):
-            client = MilvusClient(uri=self.uri, token=self._token, timeout=self._timeout_s)
+            client = MilvusClient(
+                uri=self.uri, token=self._token, timeout=self._timeout_s, grpc_options=GRPC_OPTIONS
+            )
         try:
             with _mapped("create collection"):
                 if not client.has_collection(self.collection):

@@ -53,6 +53,7 @@ from providers.circuit import CircuitOpenError
 from providers.pricing import cost_usd
 from schemas.errors import DecodeError, ProcessorError
 from schemas.records import ChunkVerdict, Finding, LlmUsage, TriageResult
+from streams.acks import handled_events
 from streams.budgets import Budgets
 from streams.channels import Channels
 from streams.emitter import guarded, now_ms
@@ -128,7 +129,7 @@ def register_deep_review(app: faust.App, ch: Channels, deps: Any) -> None:
 
     @app.agent(ch.triaged, name="analyze")
     async def analyze(stream: faust.StreamT) -> None:
-        async for event in stream.events():
+        async for event in handled_events(stream):
             for sweeper in sweepers:
                 sweeper.sweep(now_ms())
 

@@ -27,6 +27,7 @@ from processors.scm import SOURCES, FeedbackSignal, fingerprint_marker
 from schemas.errors import ProcessorError
 from schemas.records import FeedbackEvent, RawWebhook
 from sources.scm_api import ScmApi
+from streams.acks import handled_events
 from streams.channels import Channels
 from streams.emitter import Emitter, Subject, guarded, now_ms
 from streams.table_ttl import TableSweeper, stamp
@@ -50,7 +51,7 @@ def register_ingest_agents(app: faust.App, ch: Channels, deps: IngestDeps) -> No
 
     @app.agent(ch.raw, name="normalize")
     async def normalize(stream: faust.StreamT) -> None:
-        async for event in stream.events():
+        async for event in handled_events(stream):
             sweeper.sweep(now_ms())
             await guarded(
                 deps.emitter, "normalize", event, partial(_normalize, deps, ch, deliveries, event)

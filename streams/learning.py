@@ -34,6 +34,7 @@ from processors.calibration import calibrate
 from processors.learning import Posterior, posterior_keys
 from schemas.errors import DecodeError
 from schemas.records import FeedbackEvent, Finding, PullRequestEvent
+from streams.acks import handled_events
 from streams.channels import Channels
 from streams.emitter import Emitter, guarded, now_ms
 
@@ -59,7 +60,7 @@ def register_learning_agents(
 
     @app.agent(ch.feedback, name="learn")
     async def learn(stream: faust.StreamT) -> None:
-        async for event in stream.events():
+        async for event in handled_events(stream):
 
             async def work(event: faust.EventT = event) -> None:
                 started = time.perf_counter()
@@ -82,7 +83,7 @@ def register_learning_agents(
 
     @app.agent(ch.learning, name="learn_posteriors")
     async def learn_posteriors(stream: faust.StreamT) -> None:
-        async for event in stream.events():
+        async for event in handled_events(stream):
 
             async def work(event: faust.EventT = event) -> None:
                 started = time.perf_counter()

@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import faust
 
@@ -45,6 +45,7 @@ from schemas.records import (
     TriageResult,
 )
 from sinks.milvus import MilvusSink
+from streams.acks import handled_batches, handled_events
 from streams.channels import Channels
 from streams.deep_review import LlmDeps, register_deep_review
 from streams.emitter import Emitter, guarded, now_ms
@@ -116,7 +117,7 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
 
     @app.agent(ch.events, name="chunk")
     async def chunk(stream: faust.StreamT) -> None:
-        async for event in stream.events():
+        async for event in handled_events(stream):
 
             async def work(event: faust.EventT = event) -> None:
                 started = time.perf_counter()
@@ -135,9 +136,7 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
 
     @app.agent(ch.chunks, name="embed")
     async def embed(stream: faust.StreamT) -> None:
-        async for events in cast(faust.Stream, stream).take_events(
-            EMBED_BATCH, within=EMBED_WITHIN_S
-        ):
+        async for events in handled_batches(stream, EMBED_BATCH, EMBED_WITHIN_S):
             chunks: list[CodeChunk] = []
             for event in events:
                 try:
@@ -150,7 +149,7 @@ def register_pipeline_agents(app: faust.App, ch: Channels, deps: PipelineDeps) -
 
     @app.agent(ch.events, name="triage")
     async def triage(stream: faust.StreamT) -> None:
-        async for event in stream.events():
+        async for event in handled_events(stream):
             sweeper.sweep(now_ms())
 
             async def work(event: faust.EventT = event) -> None:

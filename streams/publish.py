@@ -39,7 +39,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import faust
 from faust import streams as faust_streams
@@ -52,6 +52,7 @@ from schemas.errors import DecodeError, ProcessorError
 from schemas.records import FeedbackEvent, Finding, pr_key
 from sinks.scm.base import PostedComment, PullRequestTarget, ScmPublisher
 from sources.github_api import SourceFetchError
+from streams.acks import handled_batches, handled_events
 from streams.channels import Channels
 from streams.emitter import Emitter, guarded, now_ms
 from streams.table_ttl import TableSweeper, stamp
@@ -346,9 +347,7 @@ def register_publish_agents(app: faust.App, ch: Channels, deps: PublishDeps) -> 
 
     @app.agent(ch.findings, name="publish")
     async def publish(stream: faust.StreamT) -> None:
-        async for events in cast(faust.Stream, stream).take_events(
-            settings.batch_size, within=settings.batch_within_s
-        ):
+        async for events in handled_batches(stream, settings.batch_size, settings.batch_within_s):
             by_pr: dict[str, list[tuple[Finding, faust.EventT]]] = {}
             for event in events:
                 try:
@@ -364,7 +363,7 @@ def register_publish_agents(app: faust.App, ch: Channels, deps: PublishDeps) -> 
 
     @app.agent(ch.feedback, name="publish-feedback")
     async def publish_feedback(stream: faust.StreamT) -> None:
-        async for event in stream.events():
+        async for event in handled_events(stream):
             sweeper.sweep(now_ms())
 
             async def work(event: faust.EventT = event) -> None:

@@ -16,13 +16,14 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import faust
 
 from schemas.errors import DecodeError
 from schemas.records import Record
 from sinks.clickhouse import ClickHouseSink
+from streams.acks import handled_batches
 from streams.channels import Channels
 from streams.emitter import Emitter, guarded
 
@@ -57,9 +58,7 @@ def register_store_agents(app: faust.App, ch: Channels, deps: StoreDeps) -> None
 
 def _store_agent(deps: StoreDeps, stage: str) -> Any:
     async def agent(stream: faust.StreamT) -> None:
-        async for events in cast(faust.Stream, stream).take_events(
-            deps.batch_size, within=deps.flush_interval_s
-        ):
+        async for events in handled_batches(stream, deps.batch_size, deps.flush_interval_s):
             records: list[Record] = []
             for event in events:
                 try:

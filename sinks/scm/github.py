@@ -4,12 +4,15 @@
 /pulls/{n}/reviews``), so a push costs one call and notifies people once.
 GitHub refuses the whole review (422) when any comment's line is not part of
 the diff; only then are the PR's files read (``GET /pulls/{n}/files``), the
-right-side lines of each ``patch`` taken as commentable, the review sent
-again with the comments that fit, and the others posted as file-level review
-comments (``subject_type: "file"``), or as a PR conversation comment when the
-file is not in the PR at all. A fallback note names the lines it is about and
-shows a suggestion as a plain code block (a file note cannot apply it); its
-marker is kept, so ``existing`` finds it.
+right-side lines of each ``patch`` taken as commentable, and the review sent
+again. A comment whose lines the diff does not show goes, in the same review,
+on the nearest line it does show in that file: it stays in the diff view,
+next to its code, instead of costing a call of its own as a detached file
+comment. Only a file with no line shown gets a file-level review comment
+(``subject_type: "file"``), and a file not in the PR a PR conversation
+comment. A moved or fallback comment names the lines it is about and shows a
+suggestion as a plain code block (it cannot apply there); its marker is
+kept, so ``existing`` finds it.
 
 ``existing`` is one GraphQL query (paginated) that yields both the first
 comment of every review thread (our marker) and the thread's state, plus the
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -135,16 +139,23 @@ class GitHubPublisher(RestPublisher):
         inline: list[tuple[Comment, int, int]] = []
         outside: list[Comment] = []
         for comment in comments:
-            anchor = _anchor(comment, lines.get(comment.path, {}))
-            if anchor is None:
-                outside.append(comment)
-            else:
+            shown = lines.get(comment.path, {})
+            anchor = _anchor(comment, shown)
+            if anchor is not None:
                 inline.append((comment, *anchor))
-        narrowed = any(
+            elif shown:
+                near = min(shown, key=lambda line: (abs(line - comment.start_line), line))
+                moved = replace(
+                    comment, body=_fallback_body(comment, name_file=False), suggestion=None
+                )
+                inline.append((moved, near, near))
+            else:
+                outside.append(comment)
+        placed_elsewhere = any(
             (start, end) != (c.start_line, max(c.end_line, c.start_line))
             for c, start, end in inline
         )
-        if not outside and not narrowed:
+        if not outside and not placed_elsewhere:
             raise refused  # refused for another reason than lines: retrying cannot help
         posted = await self._review(pr, inline) if inline else {}
         for comment in outside:

@@ -24,6 +24,7 @@ from processors.analyzers import build_analyzers
 from processors.chunking import chunk_event
 from processors.triage import triage_event
 from sinks.kafka import KafkaRecordSink
+from sinks.milvus import GRPC_OPTIONS
 from tests.e2e.conftest import SECRET, AvroTopicReader, Platform
 from tests.fakes.github import GoldenPullRequest, signed_request, webhook_payload
 
@@ -149,7 +150,7 @@ def test_webhooks_to_findings_clickhouse_and_milvus(
     # Milvus: every chunk of these PRs has exactly one vector.
     info = load_stack_info(platform.state_dir.resolve())
     assert info is not None
-    milvus = MilvusClient(info.milvus_uri)
+    milvus = MilvusClient(info.milvus_uri, grpc_options=GRPC_OPTIONS)
     ids = sorted(expected_chunks)
 
     def vectors() -> int:

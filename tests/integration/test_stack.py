@@ -41,6 +41,7 @@ from ops.stack import (
     load_stack_info,
     resolve_endpoints,
 )
+from sinks.milvus import GRPC_OPTIONS
 from streams.topics import PR_EVENTS, TopicSpec, all_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -128,7 +129,7 @@ def test_a_message_round_trips_through_the_broker(shared: tuple[Settings, StackI
 
 def test_milvus_answers_a_search(shared: tuple[Settings, StackInfo]) -> None:
     _, info = shared
-    client = MilvusClient(uri=info.milvus_uri)
+    client = MilvusClient(uri=info.milvus_uri, grpc_options=GRPC_OPTIONS)
     name = f"t_{uuid.uuid4().hex[:8]}"
     try:
         client.create_collection(name, dimension=4)

@@ -97,7 +97,7 @@ def test_existing_finds_every_posted_comment_with_ids_and_threads_in_one_query()
     run(body)
 
 
-def test_lines_outside_the_diff_fall_back_to_file_and_pr_notes_that_existing_finds() -> None:
+def test_lines_outside_the_diff_go_on_the_nearest_shown_line_or_a_pr_note() -> None:
     comments = comments_of(
         [
             *INLINE[:2],
@@ -110,40 +110,64 @@ def test_lines_outside_the_diff_fall_back_to_file_and_pr_notes_that_existing_fin
     async def body(fake: FakeGitHubReviews, publisher: GitHubPublisher) -> None:
         posted = await publisher.post(PR, comments)
         fps = [c.fingerprint for c in comments]
-        assert [posted[fp].on_file for fp in fps] == [False, False, True, True, False]
-        assert fake.calls_to("POST", r"/reviews$") == 2  # refused whole (422), then the fits
+        assert [posted[fp].on_file for fp in fps] == [False, False, False, True, False]
+        assert fake.calls_to("POST", r"/reviews$") == 2  # refused whole (422), then placed
         assert fake.calls_to("GET", r"/files$") == 1
         stored = fake.comments(REPO, 7)
         by_fp = {fp: c for c in stored for fp in [c["body"].rsplit("fp=", 1)[1][:32]]}
-        far = by_fp[fps[2]]
-        assert (far["subject_type"], far["path"], far["line"]) == ("file", "src/app.py", None)
+        far = by_fp[fps[2]]  # 7 lines from both hunks: the lower line wins
+        assert (far["subject_type"], far["path"], far["line"]) == ("line", "src/app.py", 8)
         assert far["body"].startswith("Line 15 (outside the diff):")
         assert comments[2].body in far["body"]
+        assert fake.calls_to("POST", r"/pulls/7/comments$") == 0, "no call of its own"
         split = by_fp[fps[4]]  # no suggestion: narrowed to its first line in a hunk
         assert (split["line"], split["start_line"]) == (8, None)
         [note] = fake.issue_comments(REPO, 7)
         assert note["body"].startswith("`src/other.py` line 3 (outside the diff):")
         shown = await publisher.existing(PR)
         assert set(shown) == set(fps)
-        assert [shown[fp].on_file for fp in fps] == [False, False, True, True, False]
+        assert [shown[fp].on_file for fp in fps] == [False, False, False, True, False]
         assert shown[fps[3]].comment_id == str(note["id"])
         assert sorted(fake.fingerprints(REPO, 7)) == sorted(fps)
 
     run(body)
 
 
-def test_a_suggestion_outside_its_hunk_becomes_a_plain_block_on_the_file() -> None:
+def test_a_suggestion_outside_its_hunk_becomes_a_plain_block_on_the_nearest_line() -> None:
     [comment] = comments_of([finding("fix", "src/app.py", 5, 6, suggestion=RANGE_FIX)])
     moved = replace(comment, start_line=7, end_line=9)
 
     async def body(fake: FakeGitHubReviews, publisher: GitHubPublisher) -> None:
         posted = await publisher.post(PR, [moved])
-        assert posted[moved.fingerprint].on_file
+        assert not posted[moved.fingerprint].on_file
         [stored] = fake.comments(REPO, 7)
-        assert stored["subject_type"] == "file"
+        assert (stored["subject_type"], stored["line"], stored["start_line"]) == ("line", 7, None)
         assert "```suggestion" not in stored["body"]
         assert stored["body"].startswith("Lines 7-9 (outside the diff):")
-        assert fake.calls_to("POST", r"/reviews$") == 1  # nothing fit: no second review
+        assert fake.calls_to("POST", r"/reviews$") == 2  # refused (422), then placed
+
+    run(body)
+
+
+BINARY_DIFF = (
+    "diff --git a/img/logo.png b/img/logo.png\n"
+    "index 1111111..2222222 100644\n"
+    "Binary files a/img/logo.png and b/img/logo.png differ\n"
+)
+
+
+def test_a_file_the_diff_shows_no_line_of_gets_a_file_level_comment() -> None:
+    target = PullRequestTarget("github", "t1", REPO, 8, HEAD)
+    [comment] = comments_of([review_finding("logo", "img/logo.png", 1, on=target)])
+
+    async def body(fake: FakeGitHubReviews, publisher: GitHubPublisher) -> None:
+        fake.add_pull(REPO, 8, BINARY_DIFF, head_sha=HEAD)
+        posted = await publisher.post(target, [comment])
+        assert posted[comment.fingerprint].on_file
+        [stored] = fake.comments(REPO, 8)
+        assert (stored["subject_type"], stored["path"]) == ("file", "img/logo.png")
+        assert stored["body"].startswith("Line 1 (outside the diff):")
+        assert set(await publisher.existing(target)) == {comment.fingerprint}
 
     run(body)
 
